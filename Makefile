@@ -1,0 +1,59 @@
+# mmlab: two commands do everything on a fresh machine.
+#   make lab    JupyterLab on notebooks/ with the embedded model ready (no API key needed)
+#   make test   unit + integration tests, notebooks under nbval, the browser test
+# Each creates .venv and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+# llama.cpp is compiled by pip (10-15 min on 2 cores, then cached). A portable x86-64 build:
+# -march=native builds have crashed here with "Illegal instruction" (AVX-512/AMX advertised
+# by the CPU but not usable in the sandbox).
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test install lint record bench browser clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mmlab needs Python >= 3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -e ".[local,test,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(PY) -m mmlab doctor
+	$(VENV)/bin/jupyter lab notebooks/ --port=$(PORT) $(ROOT_FLAG)
+
+test: install browser
+	$(PY) -m ruff check mmlab tests bench notebooks
+	$(PY) -m pytest tests
+
+# The browser test drives JupyterLab in Debian's chromium (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	  else \
+	    echo "the browser test needs Debian's chromium: sudo apt-get install chromium"; exit 1; \
+	  fi; }
+
+lint: install
+	$(PY) -m ruff check mmlab tests bench notebooks
+
+record: install
+	$(PY) -m mmlab record notebooks/0*.ipynb
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,86 @@
+"""mmlab: cached, logged, budgeted research calls to MiniMax M1, with sweeps and notebooks.
+
+    from mmlab import Lab
+    lab = Lab()                       # OpenRouter with OPENROUTER_API_KEY, else the embedded model
+    r = lab.chat("What is 17 * 23?", reasoning={"effort": "high"}, max_tokens=2000)
+    r.content, r.reasoning, r.usage.reasoning_tokens, r.cost_usd, r.cache_hit
+    lab.calls()                       # the usage log as a DataFrame
+
+The implementation lives in small modules; this file is the public face. Names are imported
+on first use so that ``import mmlab`` stays fast (pandas, httpx and plotly load lazily).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Lab": "mmlab.lab",
+    "Call": "mmlab.lab",
+    "Result": "mmlab.result",
+    "Usage": "mmlab.wire",
+    "Timeouts": "mmlab.config",
+    "M1_RECOMMENDED": "mmlab.config",
+    "M1_SYSTEM_PROMPTS": "mmlab.config",
+    "RetryPolicy": "mmlab.retry",
+    "Price": "mmlab.pricing",
+    "PriceTable": "mmlab.pricing",
+    "Sweep": "mmlab.sweep",
+    "SweepResult": "mmlab.sweep",
+    "grid": "mmlab.sweep",
+    "zip_": "mmlab.sweep",
+    "random_": "mmlab.sweep",
+    "MmlabError": "mmlab.errors",
+    "ConfigError": "mmlab.errors",
+    "RequestError": "mmlab.errors",
+    "BudgetExceeded": "mmlab.errors",
+    "CacheMiss": "mmlab.errors",
+    "APIError": "mmlab.errors",
+    "BundleError": "mmlab.errors",
+    "StorageError": "mmlab.errors",
+    "LocalModelError": "mmlab.errors",
+    "export_bundle": "mmlab.bundle",
+    "import_bundle": "mmlab.bundle",
+    "setup_notebook": "mmlab.plots",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mmlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from .bundle import export_bundle, import_bundle
+    from .config import M1_RECOMMENDED, M1_SYSTEM_PROMPTS, Timeouts
+    from .errors import (
+        APIError,
+        BudgetExceeded,
+        BundleError,
+        CacheMiss,
+        ConfigError,
+        LocalModelError,
+        MmlabError,
+        RequestError,
+        StorageError,
+    )
+    from .lab import Call, Lab
+    from .plots import setup_notebook
+    from .pricing import Price, PriceTable
+    from .result import Result
+    from .retry import RetryPolicy
+    from .sweep import Sweep, SweepResult, grid, random_, zip_
+    from .wire import Usage

@@ -1,0 +1,318 @@
+"""The ``mmlab`` command.
+
+    mmlab chat "What is 17*23?" --effort high --max-tokens 2000
+    mmlab usage --by day
+    mmlab cache stats | mmlab cache clear [--tag T]
+    mmlab sweep sweep.yaml -o results.parquet
+    mmlab bundle export --tag T -o study.bundle.jsonl.gz | mmlab bundle import FILE
+    mmlab record notebooks/01_quickstart.ipynb
+    mmlab serve-local [--port N]
+
+Exit codes: 0 ok, 1 the endpoint failed, 2 bad input or configuration (nothing was sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import APIError, MmlabError
+
+
+def _lab_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("endpoint and storage")
+    g.add_argument("--model", help="model id (default: MMLAB_MODEL or the endpoint's default)")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint (default: see README)")
+    g.add_argument("--db", help="SQLite file for cache and log (default: MMLAB_DB or data dir)")
+    g.add_argument("--cache", choices=["use", "refresh", "replay", "off"])
+    g.add_argument("--budget", type=float, dest="budget_usd", help="spend cap in USD")
+    g.add_argument("--tag", help="label stored with each call (scopes the budget)")
+
+
+def _make_lab(args: argparse.Namespace, **extra: Any) -> Any:
+    from .lab import Lab
+
+    return Lab(
+        model=args.model,
+        base_url=args.base_url,
+        db=args.db,
+        cache=args.cache,
+        budget_usd=args.budget_usd,
+        tag=args.tag,
+        **extra,
+    )
+
+
+def _print_frame(df: Any) -> None:
+    import pandas as pd
+
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 30, "display.max_colwidth", 40
+    ):
+        print(df.to_string(index=False) if len(df) else "(nothing logged)")
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Ask once; print the answer and what it cost."""
+    lab = _make_lab(args)
+    params: dict[str, Any] = {
+        k: getattr(args, k)
+        for k in ("temperature", "top_p", "top_k", "max_tokens", "seed")
+        if getattr(args, k) is not None
+    }
+    if args.effort or args.reasoning_max_tokens:
+        params["reasoning"] = (
+            {"effort": args.effort} if args.effort else {"max_tokens": args.reasoning_max_tokens}
+        )
+
+    def show(delta: tuple[str, str]) -> None:
+        if delta[0] == "content":
+            print(delta[1], end="", flush=True)
+
+    r = lab.chat(
+        args.prompt,
+        system=args.system,
+        stream=args.stream,
+        sample=args.sample,
+        on_delta=show if args.stream else None,
+        **params,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    **r.record(),
+                    "cache_hit": r.cache_hit,
+                    "spent_usd": r.spent_usd,
+                    "saved_usd": r.saved_usd,
+                    "truncated": r.truncated,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    if not args.stream or r.cache_hit:
+        print(r.content if r.content else "(no answer: " + str(r.finish_reason) + ")")
+    else:
+        print()
+    u = r.usage
+    cost = "unknown" if r.cost_usd is None else f"${r.cost_usd:.6f} ({r.cost_source})"
+    status = (
+        f"cache hit — spent $0, saved ${r.saved_usd:.6f}"
+        if r.cache_hit
+        else f"cache {lab.cache_mode if lab.cache_mode != 'use' else 'miss'}"
+    )
+    print(
+        f"--\nreasoning: {u.reasoning_tokens} tokens · tokens: prompt {u.prompt_tokens}, "
+        f"completion {u.completion_tokens} (reasoning {u.reasoning_tokens}) · cost {cost} · "
+        f"{status} · {r.latency_s or 0:.2f} s" + (" · TRUNCATED" if r.truncated else ""),
+        file=sys.stderr if args.quiet_stats else sys.stdout,
+    )
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """Totals of the usage log."""
+    from .config import default_db_path
+    from .lab import usage_summary
+    from .store import Store
+
+    store = Store(args.db or default_db_path())
+    _print_frame(usage_summary(store, args.by, args.tag))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Cache statistics, or clear it."""
+    from .config import default_db_path
+    from .store import Store
+
+    store = Store(args.db or default_db_path())
+    if args.action == "stats":
+        import pandas as pd
+
+        rows = store.query(
+            "SELECT endpoint, model, COUNT(*), SUM(LENGTH(response)) FROM cache "
+            "GROUP BY endpoint, model ORDER BY endpoint, model"
+        )
+        df = pd.DataFrame(rows, columns=["endpoint", "model", "entries", "bytes"])
+        _print_frame(df)
+        hits = store.query("SELECT SUM(cache_status='hit'), COUNT(*) FROM calls")[0]
+        print(
+            f"{int(df['entries'].sum()) if len(df) else 0} entries; "
+            f"{hits[0] or 0} of {hits[1]} logged calls were hits"
+        )
+        return 0
+    if args.tag is None and not args.all:
+        print(
+            "mmlab: error: cache clear needs --tag T (entries a tag used) or --all", file=sys.stderr
+        )
+        return 2
+    if args.all:
+        n = store.write(lambda db: db.execute("DELETE FROM cache").rowcount)
+    else:
+        n = store.write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls WHERE tag = ?)",
+                    (args.tag,),
+                ).rowcount
+            )
+        )
+    print(f"cleared {n} cache entries (the usage log is kept)")
+    return 0
+
+
+def cmd_serve_local(args: argparse.Namespace) -> int:
+    """Run the embedded model's server in the foreground."""
+    from .local import serve_forever
+
+    serve_forever(args.port)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep file (YAML or TOML)."""
+    from .sweep import run_sweep_file
+
+    return run_sweep_file(
+        args.file,
+        output=args.output,
+        db=args.db,
+        cache=args.cache,
+        budget_usd=args.budget_usd,
+        concurrency=args.concurrency,
+        plan_only=args.plan,
+        retry_errors=args.retry_errors,
+    )
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """Export or import a bundle."""
+    from .bundle import export_bundle, import_bundle
+    from .config import default_db_path
+    from .store import Store
+
+    store = Store(args.db or default_db_path())
+    if args.action == "export":
+        tag = args.tag or args.notebook
+        if not tag or not args.output:
+            print(
+                "mmlab: error: bundle export needs --tag T (or --notebook N) and -o FILE",
+                file=sys.stderr,
+            )
+            return 2
+        info = export_bundle(store, args.output, tag=_notebook_tag(tag))
+        print(f"wrote {info['count']} cached calls to {args.output} (sha256 {info['sha256'][:12]})")
+        return 0
+    info = import_bundle(store, args.file)
+    print(f"imported {info['added']} new of {info['count']} cached calls from {args.file}")
+    return 0
+
+
+def _notebook_tag(name: str) -> str:
+    from pathlib import Path
+
+    return Path(name).stem if name.endswith(".ipynb") else name
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Re-execute a notebook live and rewrite its bundle and outputs."""
+    from .record import record_notebook
+
+    for nb in args.notebooks:
+        record_notebook(nb, cache=args.cache)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="mmlab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("chat", help="ask once; print answer, reasoning length, tokens, cost")
+    p.add_argument("prompt")
+    p.add_argument("--system")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float, dest="top_p")
+    p.add_argument("--top-k", type=int, dest="top_k")
+    p.add_argument("--max-tokens", type=int, dest="max_tokens")
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--effort",
+        choices=["max", "xhigh", "high", "medium", "low", "minimal", "none"],
+        help="reasoning effort",
+    )
+    p.add_argument("--reasoning-max-tokens", type=int, dest="reasoning_max_tokens")
+    p.add_argument("--stream", action="store_true")
+    p.add_argument("--sample", type=int, default=0, help="sample index (distinct cache entry)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet-stats", action="store_true", help="stats line to stderr")
+    _lab_args(p)
+    p.set_defaults(fn=cmd_chat)
+
+    p = sub.add_parser("usage", help="totals by day / model / tag: calls, tokens, spent, saved")
+    p.add_argument("--by", choices=["day", "model", "tag", "endpoint"], default="day")
+    p.add_argument("--tag")
+    p.add_argument("--db")
+    p.set_defaults(fn=cmd_usage)
+
+    p = sub.add_parser("cache", help="cache stats | clear")
+    p.add_argument("action", choices=["stats", "clear"])
+    p.add_argument("--tag", help="clear only entries calls with this tag used")
+    p.add_argument("--all", action="store_true", help="clear every entry")
+    p.add_argument("--db")
+    p.set_defaults(fn=cmd_cache)
+
+    p = sub.add_parser("sweep", help="run a sweep defined in a YAML/TOML file")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="results file (.parquet or .csv)")
+    p.add_argument("--db")
+    p.add_argument("--cache", choices=["use", "replay"])
+    p.add_argument("--budget", type=float, dest="budget_usd")
+    p.add_argument("--concurrency", type=int)
+    p.add_argument("--plan", action="store_true", help="print plan and forecast; send nothing")
+    p.add_argument("--retry-errors", action="store_true", dest="retry_errors")
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("bundle", help="export / import the cached calls of an analysis")
+    p.add_argument("action", choices=["export", "import"])
+    p.add_argument("file", nargs="?", help="bundle to import")
+    p.add_argument("--tag")
+    p.add_argument("--notebook", help="export the calls a notebook made (its tag)")
+    p.add_argument("-o", "--output")
+    p.add_argument("--db")
+    p.set_defaults(fn=cmd_bundle)
+
+    p = sub.add_parser("record", help="re-run notebooks live; rewrite their bundles and outputs")
+    p.add_argument("notebooks", nargs="+")
+    p.add_argument("--cache", choices=["use", "refresh"], default="use")
+    p.set_defaults(fn=cmd_record)
+
+    p = sub.add_parser("serve-local", help="run the embedded model's server in the foreground")
+    p.add_argument("--port", type=int)
+    p.set_defaults(fn=cmd_serve_local)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmlab`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except APIError as exc:
+        print(f"mmlab: endpoint error: {exc}", file=sys.stderr)
+        return 1
+    except MmlabError as exc:
+        print(f"mmlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

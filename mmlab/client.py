@@ -1,0 +1,264 @@
+"""httpx calls with classified retries, Retry-After, and adaptive concurrency.
+
+An endpoint only knows how to send one request and read one reply (`Http.chat`); this module
+owns the sockets, the retry loop (`with_retries`) and the concurrency limiter sweeps use.
+httpx is imported lazily: a cache hit or a replay never needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .config import Timeouts, redact
+from .errors import APIError
+from .retry import RetryPolicy, classify_status, parse_retry_after
+from .wire import Delta, Reply, StreamAssembler, error_from_body, parse_completion
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+
+
+class Http:
+    """One httpx.AsyncClient per event loop (a pool cannot cross loops), shared by all Labs."""
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def client(self) -> httpx.AsyncClient:
+        """This loop's client, created on first use."""
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+                # The pool wait is unbounded: a sweep's own limiter decides concurrency.
+                timeout=httpx.Timeout(
+                    self.timeouts.read_s, connect=self.timeouts.connect_s, pool=None
+                ),
+                trust_env=False,  # never route a key through an environment proxy silently
+            )
+            self._clients[loop] = client
+        return client
+
+    async def get_json(
+        self, url: str, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """GET a JSON document; returns (status, body or None)."""
+        import httpx
+
+        try:
+            resp = await self.client().get(
+                url, headers=dict(headers), params=params, timeout=httpx.Timeout(30.0)
+            )
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from None
+        try:
+            return resp.status_code, resp.json()
+        except ValueError:
+            return resp.status_code, None
+
+    async def chat(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: Mapping[str, Any],
+        stream: bool,
+        on_delta: Callable[[Delta], None] | None,
+    ) -> Reply:
+        """One POST to a chat-completions route; raises `APIError` on any failure."""
+        import httpx
+
+        payload = json.dumps({**body, "stream": True} if stream else body).encode()
+        hdrs = {**headers, "Content-Type": "application/json"}
+        client = self.client()
+        started = time.perf_counter()
+        try:
+            if not stream:
+                resp = await client.post(url, content=payload, headers=hdrs)
+                if resp.status_code != 200:
+                    raise _status_error(resp.status_code, resp.content, resp.headers)
+                try:
+                    data = json.loads(resp.content)
+                except ValueError:
+                    raise APIError(
+                        "the endpoint returned a body that is not JSON",
+                        status=200,
+                        error_type="bad_response",
+                        retryable=True,
+                    ) from None
+                reply = parse_completion(data)
+                reply.generation_id = reply.generation_id or resp.headers.get("x-generation-id")
+                return reply
+            # Streams: the read timeout is per socket read, so it is exactly "no byte at all
+            # (keep-alive comments included) for stall_s seconds".
+            timeout = httpx.Timeout(
+                self.timeouts.stall_s, connect=self.timeouts.connect_s, pool=None
+            )
+            async with client.stream(
+                "POST", url, content=payload, headers=hdrs, timeout=timeout
+            ) as resp:
+                if resp.status_code != 200:
+                    raise _status_error(resp.status_code, await resp.aread(), resp.headers)
+                asm = StreamAssembler(on_delta, time.perf_counter, started)
+                async for line in resp.aiter_lines():
+                    asm.feed_line(line)
+                    if asm.done:
+                        break
+                reply = asm.finish()
+                reply.generation_id = reply.generation_id or resp.headers.get("x-generation-id")
+                return reply
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from None
+
+    async def aclose(self) -> None:
+        """Close this loop's client."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+def _status_error(status: int, content: bytes, headers: Mapping[str, str]) -> APIError:
+    try:
+        err = json.loads(content).get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if not isinstance(err, Mapping):
+        text = content[:200].decode("utf-8", "replace").strip() or "no body"
+        err = {"code": status, "message": text}
+    exc = error_from_body({**err, "code": status}, status)
+    header_wait = parse_retry_after(headers.get("retry-after"))
+    if exc.retry_after is None:
+        exc.retry_after = header_wait
+    exc.args = (redact(str(exc.args[0])),)
+    return exc
+
+
+def _transport_error(exc: Exception) -> APIError:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "stalled" if isinstance(exc, httpx.ReadTimeout) else "timeout"
+        return APIError(
+            redact(f"{type(exc).__name__}: no data within the timeout"),
+            status=0,
+            error_type=kind,
+            retryable=True,
+        )
+    text = redact(str(exc) or type(exc).__name__)
+    return APIError(
+        f"{type(exc).__name__}: {text}", status=0, error_type="connection", retryable=True
+    )
+
+
+# --- retries ---------------------------------------------------------------------------------
+@dataclass
+class CallStats:
+    """What happened on the way to one reply (logged with the call)."""
+
+    retries: int = 0
+    rate_limited: int = 0
+    waited_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class Throttle:
+    """Adaptive concurrency (AIMD) shared by the calls of one sweep.
+
+    A rate-limit halves the limit and pauses new calls for the server's Retry-After; each
+    `limit` successes in a row raise it by one, back up to the ceiling.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = self.ceiling
+        self.active = 0
+        self.pause_until = 0.0
+        self.throttled = 0
+        self.lowest = self.ceiling
+        self._streak = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> Throttle:
+        async with self._cond:
+            while True:
+                wait = self.pause_until - time.monotonic()
+                if wait <= 0 and self.active < self.limit:
+                    break
+                try:
+                    await asyncio.wait_for(self._cond.wait(), timeout=wait if wait > 0 else None)
+                except TimeoutError:
+                    pass
+            self.active += 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify_all()
+
+    async def rate_limited(self, retry_after: float | None) -> None:
+        """Called on a 429: shrink, and pause new calls."""
+        async with self._cond:
+            self.throttled += 1
+            self._streak = 0
+            self.limit = max(1, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
+            if retry_after:
+                self.pause_until = max(self.pause_until, time.monotonic() + retry_after)
+
+    async def succeeded(self) -> None:
+        """Called on a success: grow back slowly."""
+        async with self._cond:
+            self._streak += 1
+            if self._streak >= self.limit and self.limit < self.ceiling:
+                self.limit += 1
+                self._streak = 0
+                self._cond.notify_all()
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    stats: CallStats,
+    throttle: Throttle | None = None,
+    on_retry: Callable[[APIError, float], None] | None = None,
+) -> T:
+    """Run `attempt` until it succeeds, fails fatally, or the retry budget is spent."""
+    n = 0
+    while True:
+        try:
+            result = await attempt()
+        except APIError as exc:
+            n += 1
+            exc.attempts = n
+            stats.errors.append(str(exc))
+            if not exc.retryable or n > policy.max_retries:
+                raise
+            kind, _ = classify_status(exc.status)
+            wait = policy.wait(n, exc.retry_after)
+            if kind == "rate_limit":
+                stats.rate_limited += 1
+                if throttle is not None:
+                    await throttle.rate_limited(exc.retry_after if exc.retry_after else wait)
+            stats.retries += 1
+            stats.waited_s += wait
+            if on_retry is not None:
+                on_retry(exc, wait)
+            await asyncio.sleep(wait)
+            continue
+        if throttle is not None:
+            await throttle.succeeded()
+        return result

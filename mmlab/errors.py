@@ -1,0 +1,114 @@
+"""One small hierarchy of errors, so callers can catch at the level they care about.
+
+MmlabError
+├── ConfigError        bad configuration (base URL, DB path, cache mode, env vars); nothing sent
+├── RequestError       a bad request (parameter, message, spec); nothing sent, nothing written
+├── BudgetExceeded     the call's worst case could cross the budget; nothing sent
+├── CacheMiss          replay mode and the request is not in the cache; no socket opened
+├── APIError           the endpoint answered with an error (HTTP status, 200 + error body,
+│                      or a mid-stream error); `retryable` says whether waiting could help
+├── BundleError        a bundle file is corrupt, truncated or from an unknown schema
+├── StorageError       the database cannot be written (disk full, read-only, locked too long)
+└── LocalModelError    the embedded model could not be found or started
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MmlabError(Exception):
+    """Base class of every error mmlab raises on purpose."""
+
+
+class ConfigError(MmlabError, ValueError):
+    """The configuration is unusable (bad base URL, unreadable or foreign DB, bad env var)."""
+
+
+class RequestError(MmlabError, ValueError):
+    """A request or spec is invalid; raised before any network call and any write.
+
+    `field` names the offending field (e.g. ``"temperature"`` or ``"messages[1].role"``).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BudgetExceeded(MmlabError):
+    """The call (or sweep) was refused because its worst case could cross the budget."""
+
+    def __init__(
+        self, message: str, *, budget_usd: float, spent_usd: float, needed_usd: float
+    ) -> None:
+        super().__init__(message)
+        self.budget_usd = budget_usd
+        self.spent_usd = spent_usd
+        self.needed_usd = needed_usd
+
+
+class CacheMiss(MmlabError, LookupError):
+    """Replay mode found no cached response for the request.
+
+    `nearest` is the closest stored request (or None) and `differences` lists the fields that
+    differ from it, e.g. ``["request.temperature: 0.7 != 1.0"]``.
+    """
+
+    def __init__(
+        self, message: str, *, nearest: dict[str, Any] | None, differences: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.nearest = nearest
+        self.differences = differences
+
+
+class APIError(MmlabError):
+    """The endpoint answered with an error.
+
+    Attributes:
+        status: HTTP status (or the error body's ``code`` for 200-with-error and mid-stream
+            errors; 0 for a dropped connection).
+        error_type: OpenRouter's ``error.metadata.error_type`` when given, else a short
+            classification (``rate_limit``, ``transient``, ``connection``, ``http``).
+        retryable: whether the same request may succeed later.
+        retry_after: seconds the server asked us to wait, when it said so.
+        mid_stream: the error arrived inside a 200 stream after tokens were sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        error_type: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        mid_stream: bool = False,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.mid_stream = mid_stream
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        head = f"HTTP {self.status}" if self.status else "connection"
+        kind = f" {self.error_type}" if self.error_type else ""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"{head}{kind}{tries}: {self.args[0]}"
+
+
+class BundleError(MmlabError, ValueError):
+    """A bundle is corrupt, truncated, tampered with, or of an unknown schema version."""
+
+
+class StorageError(MmlabError, OSError):
+    """The database could not be read or written; nothing was half-written."""
+
+
+class LocalModelError(MmlabError, RuntimeError):
+    """The embedded local model could not be located, started, or kept running."""

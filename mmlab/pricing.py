@@ -1,0 +1,205 @@
+"""Price tables as data: live from OpenRouter's ``/models`` when online, embedded otherwise.
+
+Money rules (reference §2, §4.1, §7):
+- prefer the billed ``usage.cost``; a computed cost is a fallback and says which table it used;
+- reasoning tokens are *inside* completion tokens: they are never priced a second time;
+- cached prompt tokens are inside prompt tokens, priced at the cache-read rate when one is given;
+- ``pricing.overrides`` tiers apply when the prompt has *more* tokens than ``min_prompt_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PER_M = 1_000_000
+
+
+@dataclass(frozen=True)
+class Price:
+    """One model's prices, in USD per token (OpenRouter's unit)."""
+
+    prompt: float
+    """USD per prompt token."""
+    completion: float
+    """USD per completion token (reasoning included: reasoning is billed as output)."""
+    cache_read: float | None = None
+    """USD per cached prompt token, when the provider discounts cache reads."""
+    request: float = 0.0
+    """USD per request."""
+    overrides: tuple[tuple[int, float | None, float | None], ...] = ()
+    """(min_prompt_tokens, prompt, completion) tiers; later entries win."""
+    context_length: int | None = None
+    """Longest prompt + completion the endpoint accepts."""
+    max_completion_tokens: int | None = None
+    """Longest completion the endpoint allows."""
+
+    def rates(self, prompt_tokens: int) -> tuple[float, float]:
+        """(prompt, completion) USD per token for a prompt of this length."""
+        prompt, completion = self.prompt, self.completion
+        for min_tokens, p, c in self.overrides:
+            if prompt_tokens > min_tokens:
+                prompt = p if p is not None else prompt
+                completion = c if c is not None else completion
+        return prompt, completion
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        """USD for one call. Reasoning tokens are part of `completion_tokens` already."""
+        p_rate, c_rate = self.rates(prompt_tokens)
+        cached = min(cached_tokens, prompt_tokens) if self.cache_read is not None else 0
+        return (
+            (prompt_tokens - cached) * p_rate
+            + cached * (self.cache_read or 0.0)
+            + completion_tokens * c_rate
+            + self.request
+        )
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Prices by model id, with where they came from (logged as ``price_ref``)."""
+
+    source: str
+    prices: Mapping[str, Price] = field(default_factory=dict)
+
+    def get(self, model: str) -> Price | None:
+        """The price of `model` (an exact id, or the id without a ``:variant`` suffix)."""
+        return self.prices.get(model) or self.prices.get(model.split(":")[0])
+
+    def __getitem__(self, model: str) -> Price:
+        price = self.get(model)
+        if price is None:
+            raise ConfigError(
+                f"no price for model {model!r} in table {self.source!r}; known: "
+                f"{', '.join(sorted(self.prices))}"
+            )
+        return price
+
+
+def _m(prompt_per_m: float, completion_per_m: float, **kw: Any) -> Price:
+    return Price(prompt_per_m / PER_M, completion_per_m / PER_M, **kw)
+
+
+#: Embedded fallback, used when the live table cannot be fetched. M1 is OpenRouter's listing
+#: ($0.40/M in, $2.20/M out, 1M context, 40K max output per mirrors; reference §6.4). Peers are
+#: the vendors' published list prices, for "what would this cost elsewhere" comparisons only:
+#: verify them against ``GET /api/v1/models`` before quoting them.
+EMBEDDED = PriceTable(
+    source="embedded:2026-11",
+    prices={
+        "minimax/minimax-m1": _m(
+            0.40, 2.20, context_length=1_000_000, max_completion_tokens=40_000
+        ),
+        "deepseek/deepseek-r1": _m(0.55, 2.19, context_length=128_000),
+        "openai/o4-mini": _m(1.10, 4.40, context_length=200_000),
+        "google/gemini-2.5-pro": _m(
+            1.25, 10.0, context_length=1_048_576, overrides=((200_000, 2.50 / PER_M, 15.0 / PER_M),)
+        ),
+        "anthropic/claude-sonnet-4": _m(3.0, 15.0, context_length=200_000),
+    },
+)
+
+
+def parse_models(body: Any, source: str) -> PriceTable:
+    """Build a table from a ``GET /api/v1/models`` body (prices are USD-per-token strings)."""
+
+    def usd(value: Any) -> float | None:
+        try:
+            return float(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    prices: dict[str, Price] = {}
+    for item in (body or {}).get("data") or []:
+        pricing = item.get("pricing") or {}
+        prompt, completion = usd(pricing.get("prompt")), usd(pricing.get("completion"))
+        if prompt is None or completion is None or prompt < 0 or completion < 0:
+            continue  # "-1" marks a router whose price depends on the routed model
+        overrides = tuple(
+            (int(o.get("min_prompt_tokens") or 0), usd(o.get("prompt")), usd(o.get("completion")))
+            for o in pricing.get("overrides") or []
+            if isinstance(o, Mapping) and o.get("min_prompt_tokens") is not None
+        )
+        top = item.get("top_provider") or {}
+        prices[item["id"]] = Price(
+            prompt=prompt,
+            completion=completion,
+            cache_read=usd(pricing.get("input_cache_read")),
+            request=usd(pricing.get("request")) or 0.0,
+            overrides=overrides,
+            context_length=item.get("context_length"),
+            max_completion_tokens=top.get("max_completion_tokens"),
+        )
+    return PriceTable(source=source, prices=prices)
+
+
+def table_to_json(table: PriceTable) -> str:
+    """Serialise a table (for the DB's prices cache)."""
+    return json.dumps(
+        {"source": table.source, "prices": {k: vars(v) for k, v in table.prices.items()}}
+    )
+
+
+def table_from_json(text: str) -> PriceTable:
+    """Inverse of `table_to_json`."""
+    raw = json.loads(text)
+    prices = {}
+    for model, v in raw["prices"].items():
+        v["overrides"] = tuple(tuple(o) for o in v.get("overrides") or ())
+        prices[model] = Price(**v)
+    return PriceTable(source=raw["source"], prices=prices)
+
+
+def resolve(price: Price | PriceTable | str, table: PriceTable | None = None) -> Price:
+    """A `Price` from a Price, or a model id looked up in `table` (default: embedded)."""
+    if isinstance(price, Price):
+        return price
+    if isinstance(price, str):
+        return (table or EMBEDDED)[price]
+    raise ConfigError(f"expected a Price or a model id; got {price!r}")
+
+
+def reprice(calls: pd.DataFrame, price: Price | str, table: PriceTable | None = None) -> pd.Series:
+    """USD each logged call would cost at `price` (a Price or a model id).
+
+    Works on `lab.calls()` or a sweep's ``res.df``: uses prompt, completion and cached tokens;
+    reasoning tokens are already inside completion tokens. Error rows cost 0.
+    """
+    import pandas as pd
+
+    p = resolve(price, table)
+    prompt = calls["prompt_tokens"].fillna(0).astype(int)
+    completion = calls["completion_tokens"].fillna(0).astype(int)
+    cached = calls.get("cached_tokens", pd.Series(0, index=calls.index)).fillna(0).astype(int)
+    values = [p.cost(a, b, c) for a, b, c in zip(prompt, completion, cached, strict=True)]
+    return pd.Series(values, index=calls.index, name="cost_usd", dtype=float)
+
+
+def compare(
+    calls: pd.DataFrame, models: Iterable[str], table: PriceTable | None = None
+) -> pd.DataFrame:
+    """Total and per-call cost of the same logged calls under several models' prices."""
+    import pandas as pd
+
+    rows = []
+    for model in models:
+        costs = reprice(calls, model, table)
+        p = resolve(model, table)
+        rows.append(
+            {
+                "model": model,
+                "prompt_usd_per_m": round(p.prompt * PER_M, 4),
+                "completion_usd_per_m": round(p.completion * PER_M, 4),
+                "calls": len(costs),
+                "total_usd": float(costs.sum()),
+                "mean_usd_per_call": float(costs.mean()) if len(costs) else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)

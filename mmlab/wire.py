@@ -1,0 +1,660 @@
+"""The wire format: request validation and building, response and SSE parsing, `<think>` split.
+
+Pure functions and small state machines, no I/O, so the same code serves the sync and async
+faces, the stand-in test server and the benchmarks. Field names follow OpenRouter's
+OpenAI-compatible chat API (see ../shared/reference/openrouter-minimax-m1.md §1-3, §5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import APIError, RequestError
+
+ROLES = ("system", "user", "assistant", "tool")
+EFFORTS = ("max", "xhigh", "high", "medium", "low", "minimal", "none")
+#: OpenRouter's effort → share of max_tokens spent thinking (reasoning-tokens guide).
+EFFORT_SHARE = {
+    "max": 0.95,
+    "xhigh": 0.95,
+    "high": 0.8,
+    "medium": 0.5,
+    "low": 0.2,
+    "minimal": 0.1,
+    "none": 0.0,
+}
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+# --- parameter validation ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Num:
+    """A numeric parameter's allowed range, as OpenRouter documents it."""
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def describe(self) -> str:
+        """The allowed range in words, for error messages."""
+        word = "an integer" if self.kind is int else "a number"
+        if self.lo is not None and self.hi is not None:
+            left = "(" if self.lo_open else "["
+            return f"{word} in {left}{self.lo:g}, {self.hi:g}]"
+        if self.lo is not None:
+            return f"{word} {'>' if self.lo_open else '>='} {self.lo:g}"
+        return word
+
+    def check(self, name: str, value: Any) -> int | float:
+        """Return the value normalised (ints for int params, floats for float params)."""
+        bad = RequestError(f"{name} must be {self.describe()}; got {value!r}", field=name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            raise bad
+        if self.kind is int:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise bad
+                value = int(value)
+        else:
+            # 1 and 1.0 must be one cache key, and the wire must carry one spelling.
+            value = float(value)
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            raise bad
+        if self.hi is not None and value > self.hi:
+            raise bad
+        return value
+
+
+NUMERIC: dict[str, Num] = {
+    "temperature": Num(float, 0, 2),
+    "top_p": Num(float, 0, 1, lo_open=True),
+    "top_k": Num(int, 0),
+    "min_p": Num(float, 0, 1),
+    "top_a": Num(float, 0, 1),
+    "max_tokens": Num(int, 1),
+    "seed": Num(int, -(2**63), 2**63 - 1),
+    "frequency_penalty": Num(float, -2, 2),
+    "presence_penalty": Num(float, -2, 2),
+    "repetition_penalty": Num(float, 0, 2, lo_open=True),
+    "top_logprobs": Num(int, 0, 20),
+}
+
+PROVIDER_FIELDS: dict[str, str] = {
+    "order": "list",
+    "only": "list",
+    "ignore": "list",
+    "quantizations": "list",
+    "allow_fallbacks": "bool",
+    "require_parameters": "bool",
+    "zdr": "bool",
+    "enforce_distillable_text": "bool",
+    "data_collection": "allow|deny",
+    "sort": "any",
+    "max_price": "dict",
+    "preferred_min_throughput": "any",
+    "preferred_max_latency": "any",
+}
+
+#: Every request parameter mmlab accepts, in the order it is written on the wire.
+PARAM_ORDER = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "top_a",
+    "max_tokens",
+    "seed",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "response_format",
+    "reasoning",
+    "provider",
+    "user",
+)
+
+
+def _check_reasoning(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RequestError(
+            "reasoning must be a dict like {'effort': 'high'} or {'max_tokens': 2000}",
+            field="reasoning",
+        )
+    allowed = {"effort", "max_tokens", "exclude", "enabled"}
+    unknown = set(value) - allowed
+    if unknown:
+        raise RequestError(
+            f"reasoning has unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}",
+            field="reasoning",
+        )
+    out: dict[str, Any] = {}
+    if "effort" in value:
+        if value["effort"] not in EFFORTS:
+            raise RequestError(
+                f"reasoning.effort must be one of {', '.join(EFFORTS)}; got {value['effort']!r}",
+                field="reasoning.effort",
+            )
+        out["effort"] = value["effort"]
+    if "max_tokens" in value:
+        out["max_tokens"] = Num(int, 1).check("reasoning.max_tokens", value["max_tokens"])
+    if "effort" in out and "max_tokens" in out:
+        raise RequestError(
+            "reasoning takes effort or max_tokens, not both (OpenRouter rejects the pair)",
+            field="reasoning",
+        )
+    for flag in ("exclude", "enabled"):
+        if flag in value:
+            if not isinstance(value[flag], bool):
+                raise RequestError(f"reasoning.{flag} must be true or false", f"reasoning.{flag}")
+            out[flag] = value[flag]
+    return out
+
+
+def _check_provider(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RequestError("provider must be a dict of OpenRouter routing fields", "provider")
+    unknown = set(value) - set(PROVIDER_FIELDS)
+    if unknown:
+        raise RequestError(
+            f"provider has unknown field(s) {sorted(unknown)}; allowed: {sorted(PROVIDER_FIELDS)}",
+            field="provider",
+        )
+    for key, kind in PROVIDER_FIELDS.items():
+        if key not in value:
+            continue
+        v = value[key]
+        ok = {
+            "list": isinstance(v, list) and all(isinstance(x, str) for x in v),
+            "bool": isinstance(v, bool),
+            "dict": isinstance(v, Mapping),
+            "allow|deny": v in ("allow", "deny"),
+            "any": True,
+        }[kind]
+        if not ok:
+            raise RequestError(f"provider.{key} must be {kind}; got {v!r}", f"provider.{key}")
+    return json.loads(json.dumps(dict(value)))  # a plain, detached copy
+
+
+def _check_stop(value: Any) -> str | list[str]:
+    if isinstance(value, str) and value:
+        return value
+    if (
+        isinstance(value, list | tuple)
+        and 1 <= len(value) <= 4
+        and all(isinstance(s, str) and s for s in value)
+    ):
+        return list(value)
+    raise RequestError("stop must be a non-empty string or a list of 1-4 non-empty strings", "stop")
+
+
+def _check_any_json(name: str, kind: type) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise RequestError(f"{name} must be a {kind.__name__}; got {value!r}", name)
+        try:
+            return json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError):
+            raise RequestError(f"{name} must be plain JSON (no NaN)", name) from None
+
+    return check
+
+
+OTHER_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "stop": _check_stop,
+    "reasoning": _check_reasoning,
+    "provider": _check_provider,
+    "logprobs": _check_any_json("logprobs", bool),
+    "logit_bias": _check_any_json("logit_bias", dict),
+    "response_format": _check_any_json("response_format", dict),
+    "user": _check_any_json("user", str),
+}
+KNOWN_PARAMS = frozenset(NUMERIC) | frozenset(OTHER_CHECKS)
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate sampling/reasoning/provider parameters; drop the ones given as None.
+
+    Returns the parameters normalised and in wire order. Raises `RequestError` naming the
+    first bad field and its allowed range.
+    """
+    unknown = [k for k in params if k not in KNOWN_PARAMS]
+    if unknown:
+        raise RequestError(
+            f"unknown parameter {unknown[0]!r}; allowed: {', '.join(PARAM_ORDER)}",
+            field=unknown[0],
+        )
+    out: dict[str, Any] = {}
+    for name in PARAM_ORDER:
+        value = params.get(name)
+        if value is None:
+            continue
+        out[name] = (
+            NUMERIC[name].check(name, value) if name in NUMERIC else OTHER_CHECKS[name](value)
+        )
+    return out
+
+
+def check_messages(
+    prompt: str | list[Mapping[str, Any]], system: str | None = None
+) -> list[dict[str, str]]:
+    """Turn a prompt string or a messages list into validated chat messages."""
+    if isinstance(prompt, str):
+        messages: list[Any] = [{"role": "user", "content": prompt}]
+    elif isinstance(prompt, list | tuple):
+        messages = list(prompt)
+    else:
+        raise RequestError(
+            f"prompt must be a string or a list of {{role, content}} messages; got "
+            f"{type(prompt).__name__}",
+            field="messages",
+        )
+    if system is not None:
+        if not isinstance(system, str):
+            raise RequestError("system must be a string", field="system")
+        messages = [{"role": "system", "content": system}, *messages]
+    if not messages:
+        raise RequestError("messages must not be empty", field="messages")
+    out: list[dict[str, str]] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, Mapping):
+            raise RequestError(f"{where} must be a dict with role and content", field=where)
+        extra = set(message) - {"role", "content", "name", "reasoning"}
+        if extra:
+            raise RequestError(
+                f"{where} has unknown field(s) {sorted(extra)}; allowed: role, content, name, "
+                "reasoning",
+                field=where,
+            )
+        role = message.get("role")
+        if role not in ROLES:
+            raise RequestError(
+                f"{where}.role must be one of {', '.join(ROLES)}; got {role!r}", f"{where}.role"
+            )
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise RequestError(
+                f"{where}.content must be a string; got {type(content).__name__}",
+                field=f"{where}.content",
+            )
+        clean = {"role": role, "content": content}
+        for opt in ("name", "reasoning"):
+            if opt in message:
+                if not isinstance(message[opt], str):
+                    raise RequestError(f"{where}.{opt} must be a string", f"{where}.{opt}")
+                clean[opt] = message[opt]
+        out.append(clean)
+    if not any(m["content"].strip() for m in out):
+        raise RequestError("messages must contain some non-blank content", field="messages")
+    return out
+
+
+def build_body(
+    model: str, messages: list[dict[str, str]], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The wire body, in a fixed field order (OpenRouter's own cache hashes key order)."""
+    if not isinstance(model, str) or not model.strip():
+        raise RequestError(f"model must be a non-empty string; got {model!r}", field="model")
+    return {"model": model, "messages": messages, **params}
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted-key, compact JSON: the one spelling of a value used for hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- results ---------------------------------------------------------------------------------
+@dataclass
+class Usage:
+    """Token counts of one call. `reasoning_tokens` are *inside* `completion_tokens`."""
+
+    prompt_tokens: int = 0
+    """Tokens in the prompt, by the model's own tokenizer."""
+    completion_tokens: int = 0
+    """Tokens generated, reasoning included."""
+    reasoning_tokens: int = 0
+    """Generated tokens spent thinking (a part of `completion_tokens`, never extra)."""
+    cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (a part of `prompt_tokens`)."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def answer_tokens(self) -> int:
+        """Generated tokens that are not reasoning."""
+        return max(self.completion_tokens - self.reasoning_tokens, 0)
+
+
+@dataclass
+class Reply:
+    """What an endpoint returned for one request, before cost, cache and log are applied."""
+
+    content: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    generation_id: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    billed_cost_usd: float | None = None
+    usage_reported: bool = False
+    reasoning_mode: str = "none"
+    ttft_s: float | None = None
+
+
+def _num(x: Any) -> int:
+    return int(x) if isinstance(x, int | float) and not isinstance(x, bool) else 0
+
+
+def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
+    """Read OpenRouter's usage object: token counts and the billed `cost` (USD) if present."""
+    if not raw:
+        return Usage(), None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    usage = Usage(
+        prompt_tokens=_num(raw.get("prompt_tokens")),
+        completion_tokens=_num(raw.get("completion_tokens")),
+        reasoning_tokens=_num(completion_details.get("reasoning_tokens")),
+        cached_tokens=_num(prompt_details.get("cached_tokens")),
+    )
+    cost = raw.get("cost")
+    billed = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+    return usage, billed
+
+
+def error_from_body(err: Any, status: int, *, mid_stream: bool = False) -> APIError:
+    """Build an `APIError` from an OpenRouter error object ``{code, message, metadata}``."""
+    from .retry import classify_status  # local: retry imports errors only, no cycle at runtime
+
+    if not isinstance(err, Mapping):
+        err = {"message": str(err)}
+    code = err.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) else status
+    metadata = err.get("metadata") if isinstance(err.get("metadata"), Mapping) else {}
+    availability = err.get("availability") if isinstance(err.get("availability"), Mapping) else {}
+    retry_after = availability.get("retry_after")
+    kind, retryable = classify_status(code)
+    if isinstance(availability.get("retryable"), bool):
+        retryable = availability["retryable"]
+    error_type = metadata.get("error_type") or availability.get("code") or kind
+    message = str(err.get("message") or "no message")
+    return APIError(
+        message,
+        status=code,
+        error_type=str(error_type),
+        retryable=retryable,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        mid_stream=mid_stream,
+    )
+
+
+def split_think(content: str) -> tuple[str, str]:
+    """Split a leading ``<think>…</think>`` block out of `content`: (reasoning, answer).
+
+    Some OpenAI-compatible servers leak the model's raw thinking into `content`. An unclosed
+    ``<think>`` (the budget ran out mid-thought) is all reasoning and no answer.
+    """
+    stripped = content.lstrip()
+    if not stripped.startswith(THINK_OPEN):
+        return "", content
+    body = stripped[len(THINK_OPEN) :]
+    end = body.find(THINK_CLOSE)
+    if end < 0:
+        return body.strip(), ""
+    return body[:end].strip(), body[end + len(THINK_CLOSE) :].lstrip()
+
+
+def parse_completion(body: Any) -> Reply:
+    """Parse a non-streamed chat completion. Raises `APIError` for error bodies."""
+    if not isinstance(body, Mapping):
+        raise APIError(
+            "the endpoint returned a non-object JSON body",
+            status=200,
+            error_type="bad_response",
+            retryable=True,
+        )
+    choices = body.get("choices")
+    if body.get("error") is not None and not choices:
+        raise error_from_body(body["error"], 200)
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], Mapping):
+        raise APIError(
+            "the endpoint returned no choices",
+            status=200,
+            error_type="bad_response",
+            retryable=True,
+        )
+    choice = choices[0]
+    if choice.get("error") is not None:
+        raise error_from_body(choice["error"], 200, mid_stream=True)
+    if choice.get("finish_reason") == "error":
+        raise APIError(
+            "generation ended with finish_reason 'error'",
+            status=200,
+            error_type="provider_error",
+            retryable=True,
+            mid_stream=True,
+        )
+    # A text-completion route (used by the embedded model's thinking template) has `text`.
+    message = choice.get("message") or {"content": choice.get("text")}
+    content = message.get("content") or ""
+    reasoning = message.get("reasoning") or message.get("reasoning_content") or ""
+    mode = "native" if reasoning else "none"
+    if not reasoning:
+        reasoning, content = split_think(content)
+        mode = "leaked" if reasoning else "none"
+    usage, billed = parse_usage(body.get("usage"))
+    return Reply(
+        content=content,
+        reasoning=reasoning,
+        finish_reason=choice.get("finish_reason"),
+        native_finish_reason=choice.get("native_finish_reason"),
+        provider=body.get("provider"),
+        model=body.get("model"),
+        generation_id=body.get("id"),
+        usage=usage,
+        billed_cost_usd=billed,
+        usage_reported=body.get("usage") is not None,
+        reasoning_mode=mode,
+    )
+
+
+# --- streaming --------------------------------------------------------------------------------
+class ThinkSplitter:
+    """Routes streamed content deltas inside a leading ``<think>`` block to reasoning.
+
+    Tags may arrive split across deltas, so a possible partial tag is held back until the
+    next delta decides it.
+    """
+
+    def __init__(self) -> None:
+        self.state = "start"  # start → (think → answer) | answer
+        self.pending = ""
+
+    def feed(self, text: str) -> list[tuple[str, str]]:
+        """Feed a content delta; return ``[(kind, text)]`` with kind reasoning|content."""
+        self.pending += text
+        out: list[tuple[str, str]] = []
+        if self.state == "start":
+            stripped = self.pending.lstrip()
+            if stripped.startswith(THINK_OPEN):
+                self.pending = stripped[len(THINK_OPEN) :]
+                self.state = "think"
+            elif THINK_OPEN.startswith(stripped):
+                return out  # still undecided: "", "<", "<th", ...
+            else:
+                self.state = "answer"
+        if self.state == "think":
+            end = self.pending.find(THINK_CLOSE)
+            if end >= 0:
+                out.append(("reasoning", self.pending[:end]))
+                self.pending = self.pending[end + len(THINK_CLOSE) :].lstrip()
+                self.state = "answer"
+            else:
+                keep = _partial_suffix(self.pending, THINK_CLOSE)
+                emit = self.pending[: len(self.pending) - keep]
+                self.pending = self.pending[len(self.pending) - keep :]
+                if emit:
+                    out.append(("reasoning", emit))
+                return out
+        if self.state == "answer" and self.pending:
+            out.append(("content", self.pending))
+            self.pending = ""
+        return out
+
+    def flush(self) -> list[tuple[str, str]]:
+        """End of stream: whatever is held back belongs to the current state."""
+        rest, self.pending = self.pending, ""
+        if not rest:
+            return []
+        return [("reasoning" if self.state == "think" else "content", rest)]
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
+#: A streamed delta handed to ``on_delta`` callbacks: ("reasoning" | "content", text).
+Delta = tuple[str, str]
+
+
+class StreamAssembler:
+    """Builds a `Reply` from SSE lines, as OpenRouter documents them.
+
+    Comment lines (``: OPENROUTER PROCESSING``) are skipped; usage is taken from the final
+    ``choices: []`` chunk, which arrives *after* the chunk carrying ``finish_reason``; a
+    top-level ``error`` in a chunk is a mid-stream error.
+    """
+
+    def __init__(
+        self, on_delta: Callable[[Delta], None] | None, clock: Callable[[], float], started: float
+    ) -> None:
+        self.reply = Reply()
+        self.on_delta = on_delta
+        self.clock = clock
+        self.started = started
+        self.splitter = ThinkSplitter()
+        self.native_reasoning = False
+        self.done = False
+        self._data: list[str] = []
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+
+    def feed_line(self, line: str) -> None:
+        """Feed one line of the event stream (without its newline)."""
+        if line == "":
+            self._dispatch()
+        elif line.startswith(":"):
+            return  # SSE comment: a keep-alive, never JSON
+        elif line.startswith("data:"):
+            self._data.append(line[5:].lstrip(" "))
+        # other SSE fields (event:, id:, retry:) carry nothing for chat completions
+
+    def _dispatch(self) -> None:
+        if not self._data:
+            return
+        data, self._data = "\n".join(self._data), []
+        if data == "[DONE]":
+            self.done = True
+            return
+        if data.startswith(":"):
+            return  # a proxy re-wrapped a keep-alive comment as data (mnfst/llm-gateway#2053)
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise APIError(
+                f"unparseable stream event: {data[:80]!r}",
+                status=200,
+                error_type="bad_response",
+                retryable=True,
+            ) from None
+        self._chunk(chunk)
+
+    def _emit(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        if self.reply.ttft_s is None:
+            self.reply.ttft_s = self.clock() - self.started
+        (self._reasoning if kind == "reasoning" else self._content).append(text)
+        if self.on_delta is not None:
+            self.on_delta((kind, text))
+
+    def _chunk(self, chunk: Any) -> None:
+        if not isinstance(chunk, Mapping):
+            return
+        reply = self.reply
+        reply.generation_id = reply.generation_id or chunk.get("id")
+        reply.provider = reply.provider or chunk.get("provider")
+        reply.model = reply.model or chunk.get("model")
+        if chunk.get("error") is not None:
+            raise error_from_body(chunk["error"], 200, mid_stream=True)
+        if chunk.get("usage"):
+            reply.usage, reply.billed_cost_usd = parse_usage(chunk["usage"])
+            reply.usage_reported = True
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, Mapping):
+                continue
+            delta = choice.get("delta") or {"content": choice.get("text")}
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if reasoning:
+                self.native_reasoning = True
+                self._emit("reasoning", reasoning)
+            text = delta.get("content")
+            if text:
+                if self.native_reasoning:
+                    self._emit("content", text)
+                else:
+                    for kind, part in self.splitter.feed(text):
+                        self._emit(kind, part)
+            if choice.get("finish_reason"):
+                reply.finish_reason = choice["finish_reason"]
+                reply.native_finish_reason = choice.get("native_finish_reason")
+                if reply.finish_reason == "error":
+                    raise APIError(
+                        "generation ended with finish_reason 'error'",
+                        status=200,
+                        error_type="provider_error",
+                        retryable=True,
+                        mid_stream=True,
+                    )
+
+    def finish(self) -> Reply:
+        """Close the stream; raise if it ended without a finish reason (a cut stream)."""
+        self._dispatch()
+        for kind, part in self.splitter.flush():
+            self._emit(kind, part)
+        if self.reply.finish_reason is None:
+            raise APIError(
+                "the stream ended before a finish_reason",
+                status=0,
+                error_type="connection",
+                retryable=True,
+            )
+        self.reply.content = "".join(self._content)
+        self.reply.reasoning = "".join(self._reasoning)
+        if self.native_reasoning:
+            self.reply.reasoning_mode = "native"
+        elif self.reply.reasoning:
+            # same spelling as split_think gives a non-streamed reply
+            self.reply.reasoning = self.reply.reasoning.strip()
+            self.reply.reasoning_mode = "leaked"
+        return self.reply

@@ -1,0 +1,134 @@
+"""Classified retries against real faults on a loopback server."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import FAKE_KEY
+
+from mmlab import Lab, RetryPolicy, Timeouts
+from mmlab.errors import APIError
+from mmlab.standin import Fault, StandIn
+
+
+def _cache_rows(db) -> int:
+    return sqlite3.connect(db).execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.http(429, retry_after=0.01),
+        Fault.http(502),
+        Fault.http(503),
+        Fault.http(504),
+        Fault.http(524),
+        Fault.http(529),
+        Fault.drop(),
+        Fault.error200(502),
+        Fault.midstream(502),
+    ],
+    ids=lambda f: f"{f.kind}{f.status or ''}",
+)
+def test_retryable_faults_are_retried_and_logged(lab, standin, db, fault, stream):
+    standin.enqueue(fault)
+    r = lab.chat("flaky", max_tokens=300, stream=stream)
+    assert r.retries == 1 and r.content.startswith("The answer")
+    assert len(standin.seen) == 2
+    assert _cache_rows(db) == 1
+    row = lab.calls().iloc[-1]
+    assert row["retries"] == 1 and row["error"] is None
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404])
+def test_fatal_statuses_never_retry(lab, standin, db, status):
+    standin.enqueue(Fault.http(status))
+    with pytest.raises(APIError) as info:
+        lab.chat("doomed", max_tokens=300)
+    assert info.value.status == status and not info.value.retryable
+    assert len(standin.seen) == 1
+    assert _cache_rows(db) == 0
+    row = lab.calls().iloc[-1]
+    assert row["status"] == status and row["error"] and row["spent_usd"] == 0
+
+
+def test_retry_budget_is_bounded_and_partial_answers_are_never_cached(standin, db):
+    lab = Lab(
+        base_url=standin.url,
+        api_key=FAKE_KEY,
+        db=db,
+        quiet=True,
+        retry=RetryPolicy(max_retries=2, base_s=0.001, cap_s=0.01),
+    )
+    standin.enqueue(*[Fault.midstream(502)] * 5)
+    with pytest.raises(APIError) as info:
+        lab.chat("always cut", max_tokens=300, stream=True)
+    assert info.value.mid_stream and info.value.attempts == 3
+    assert len(standin.seen) == 3
+    assert _cache_rows(db) == 0
+    df = lab.calls()
+    assert len(df) == 1 and df.iloc[0]["retries"] == 2 and "502" in df.iloc[0]["error"]
+
+
+def test_retry_after_is_honoured(lab, standin):
+    standin.enqueue(Fault.http(429, retry_after=0.2))
+    from mmlab.client import CallStats, with_retries
+
+    stats = CallStats()
+    call = lab.prepare("wait for me", max_tokens=300)
+
+    async def go():
+        return await with_retries(
+            lambda: lab.endpoint.complete(lab._http(), call.body, False, None),
+            RetryPolicy(base_s=0.001, cap_s=5.0),
+            stats,
+        )
+
+    from mmlab.runner import run_sync
+
+    run_sync(go())
+    assert stats.rate_limited == 1 and stats.retries == 1
+    assert 0.2 <= stats.waited_s <= 0.2 * 1.1 + 1e-9
+
+
+def test_stalled_stream_times_out_only_without_bytes(standin, db):
+    lab = Lab(
+        base_url=standin.url,
+        api_key=FAKE_KEY,
+        db=db,
+        quiet=True,
+        timeouts=Timeouts(stall_s=0.3),
+        retry=RetryPolicy(max_retries=1, base_s=0.001),
+    )
+    standin.enqueue(Fault.stall(1.0))
+    r = lab.chat("stall once", max_tokens=300, stream=True)
+    assert r.retries == 1 and len(standin.seen) == 2
+    assert lab.calls().iloc[-1]["error"] is None
+
+
+def test_keepalives_keep_a_long_think_alive(db):
+    # The server "thinks" for 1 s sending only keep-alive comments; the stall window is 0.3 s.
+    with StandIn(think_s=1.0) as server:
+        lab = Lab(
+            base_url=server.url,
+            api_key=FAKE_KEY,
+            db=db,
+            quiet=True,
+            timeouts=Timeouts(stall_s=0.3),
+            retry=RetryPolicy(max_retries=0),
+        )
+        r = lab.chat("slow thinker", max_tokens=300, stream=True)
+        assert r.retries == 0 and r.content and len(server.seen) == 1
+        assert r.ttft_s >= 1.0
+
+
+def test_error_messages_never_carry_the_key(standin, db):
+    lab = Lab(
+        base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, retry=RetryPolicy(max_retries=0)
+    )
+    standin.enqueue(Fault.http(401))
+    with pytest.raises(APIError) as info:
+        lab.chat("who", max_tokens=300)
+    assert FAKE_KEY not in str(info.value) and FAKE_KEY not in repr(info.value)

@@ -1,0 +1,124 @@
+"""The SQLite store: migrations, foreign/newer/read-only files, the log's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+
+import pytest
+from conftest import FAKE_KEY
+
+from mmlab import Lab
+from mmlab.errors import ConfigError, StorageError
+from mmlab.store import CALL_COLUMNS, MIGRATIONS, Store
+
+
+def test_fresh_db_is_migrated_and_marked(db):
+    Store(db)
+    conn = sqlite3.connect(db)
+    names = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
+    assert names == [m.__name__ for m in MIGRATIONS]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x6D6D6C62
+    Store(db)  # reopening applies nothing twice
+    assert len(conn.execute("SELECT name FROM _migrations").fetchall()) == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(db):
+    Store(db)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', 0)")
+    conn.commit()
+    with pytest.raises(ConfigError, match="newer mmlab"):
+        Store(db)
+
+
+def test_foreign_sqlite_file_is_refused_untouched(db):
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.commit()
+    before = db.read_bytes()
+    with pytest.raises(ConfigError, match="foreign"):
+        Store(db)
+    assert db.read_bytes() == before
+
+
+def test_non_sqlite_file_is_refused(db):
+    db.write_text("this is a text file, not a database")
+    with pytest.raises(ConfigError, match="not an SQLite database"):
+        Lab(base_url="http://127.0.0.1:9/v1", db=db, quiet=True)
+    assert db.read_text() == "this is a text file, not a database"
+
+
+def test_directory_as_db_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="directory"):
+        Store(tmp_path)
+
+
+def test_read_only_db_is_refused(db, monkeypatch):
+    # Tests run as root, who can write anything: simulate what a read-only mount reports.
+    Store(db)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
+    )
+    with pytest.raises(ConfigError, match="read-only"):
+        Store(db)
+
+
+def test_disk_full_is_a_clear_error_and_nothing_is_half_written(lab, standin, db):
+    lab.chat("fits", max_tokens=300)
+    conn = sqlite3.connect(db)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+
+    # Cap the file at its current size: the next write hits SQLITE_FULL.
+    def capped():
+        c = lab.store._conn()
+        c.execute(f"PRAGMA max_page_count={pages}")
+        return c
+
+    lab.store._local.conn = capped()
+    big = "x" * 200_000
+    with pytest.raises(StorageError, match="full"):
+        asyncio.run(lab.achat(big, max_tokens=300))  # this thread's (capped) connection
+    lab.store._local.conn.execute("PRAGMA max_page_count=1073741823")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == 1
+
+
+def test_log_has_one_row_per_call_with_declared_columns(lab, standin):
+    lab.chat("one", max_tokens=300, tag="t1")
+    lab.chat("one", max_tokens=300, tag="t1")
+    lab.chat("two", max_tokens=300, tag="t2")
+    df = lab.calls(all_tags=True)
+    assert set(CALL_COLUMNS) <= set(df.columns)
+    assert list(df["tag"]) == ["t1", "t1", "t2"]
+    assert lab.calls("t1")["cache_status"].tolist() == ["miss", "hit"]
+    assert df["call_id"].is_unique
+    assert df["ts"].is_monotonic_increasing
+
+
+def test_summary_totals(lab, standin):
+    a = lab.chat("alpha", max_tokens=300, tag="s")
+    lab.chat("alpha", max_tokens=300, tag="s")
+    s = lab.summary(by="tag")
+    row = s[s["tag"] == "s"].iloc[0]
+    assert (row["calls"], row["hits"], row["errors"]) == (2, 1, 0)
+    assert row["spent_usd"] == pytest.approx(a.cost_usd)
+    assert row["saved_usd"] == pytest.approx(a.cost_usd)
+    assert row["completion_tokens"] == 2 * a.usage.completion_tokens
+    assert len(lab.summary(by="day")) == 1 and len(lab.summary(by="model")) == 1
+
+
+def test_key_never_reaches_the_db_file(lab, standin, db):
+    from mmlab.standin import Fault
+
+    lab.chat("secret keeping", max_tokens=300, stream=True)
+    standin.enqueue(Fault.http(401))
+    with pytest.raises(Exception):  # noqa: B017 - any failure; we scan what it left behind
+        lab.chat("denied", max_tokens=300)
+    lab.close()
+    for path in db.parent.glob(db.name + "*"):
+        assert FAKE_KEY.encode() not in path.read_bytes()
+    assert FAKE_KEY not in repr(lab) and FAKE_KEY not in repr(lab.endpoint)
