@@ -30,12 +30,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lab: install
+	mkdir -p .mmlab  # the project's own cache and usage log (.mmlab/mmlab.db, not committed)
 	$(PY) -m mmlab doctor
 	$(VENV)/bin/jupyter lab notebooks/ --port=$(PORT) $(ROOT_FLAG)
 
 test: install browser
 	$(PY) -m ruff check mmlab tests bench notebooks
 	$(PY) -m pytest tests
+	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
 # The browser test drives JupyterLab in Debian's chromium (never a downloaded browser).
 browser:

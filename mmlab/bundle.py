@@ -68,7 +68,7 @@ def export_bundle(store: Store, path: str | os.PathLike[str], *, tag: str) -> di
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
     # mtime=0: the same calls give byte-identical bundles (diff-friendly in git).
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
         f.write((json.dumps(header) + "\n").encode())
         for line in lines:
             f.write((line + "\n").encode())

@@ -166,6 +166,40 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the set-up end to end: endpoint, database, and one real generation."""
+    import time
+
+    lab = _make_lab(args, quiet=True)
+    print(f"endpoint : {lab.endpoint.label}")
+    print(f"model    : {lab.model}")
+    print(f"identity : {lab.endpoint.identity}")
+    print(f"database : {lab.store.path} (cache {lab.cache_mode})")
+    if lab.cache_mode == "replay":
+        print("replay mode: no network check")
+        return 0
+    started = time.perf_counter()
+    r = lab.chat(
+        "Say hello in three words.",
+        max_tokens=16,
+        temperature=0.0,
+        seed=0,
+        sample=int(time.time()),
+        tag="mmlab-doctor",
+    )
+    took = time.perf_counter() - started
+    print(
+        f"generate : {r.usage.completion_tokens} tokens in {took:.2f} s "
+        f"({r.cost_source} cost {r.cost_usd if r.cost_usd is not None else '?'}): "
+        f"{r.content.strip()[:60]!r}"
+    )
+    server = getattr(lab.endpoint, "server", None)
+    if server is not None and server.ready_s is not None:
+        print(f"embedded : llama.cpp server ready in {server.ready_s:.2f} s")
+    print("ok")
+    return 0
+
+
 def cmd_serve_local(args: argparse.Namespace) -> int:
     """Run the embedded model's server in the foreground."""
     from .local import serve_forever
@@ -291,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--cache", choices=["use", "refresh"], default="use")
     p.set_defaults(fn=cmd_record)
+
+    p = sub.add_parser("doctor", help="check endpoint, database and one real generation")
+    _lab_args(p)
+    p.set_defaults(fn=cmd_doctor)
 
     p = sub.add_parser("serve-local", help="run the embedded model's server in the foreground")
     p.add_argument("--port", type=int)

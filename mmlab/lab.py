@@ -80,7 +80,8 @@ class Lab:
         budget_usd: refuse calls whose worst case could push spend past this cap; default
             ``MMLAB_BUDGET_USD``. Spend is read from the log (scoped to `tag` when set).
         tag: a label stored with every call (a study, a notebook); scopes the budget.
-        bundle: a bundle file to import into the cache first (how notebooks replay).
+        bundle: a bundle file to replay from: imported into the cache when ``cache`` is
+            ``replay`` (how notebooks rerun offline); ignored by live modes.
         timeouts: transport timeouts (see `Timeouts`).
         retry: retry policy (see `RetryPolicy`).
         app_url, app_title: OpenRouter attribution headers (HTTP-Referer, X-OpenRouter-Title).
@@ -121,7 +122,9 @@ class Lab:
         self.store = Store(db if db is not None else default_db_path())
         self._prices: PriceTable | None = None
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")
-        if bundle is not None and not env("MMLAB_RECORDING"):
+        if bundle is not None and self.cache_mode == "replay":
+            # A bundle is a replay source; live modes ignore it so that a live run makes
+            # fresh calls (seed a live cache on purpose with `mmlab bundle import`).
             from .bundle import import_bundle
 
             import_bundle(self.store, bundle)

@@ -526,11 +526,7 @@ class LocalEndpoint(Endpoint):
                     on_delta(delta)
 
         def relay(delta: Delta) -> None:
-            if delta[0] == "reset":
-                if on_delta is not None:
-                    on_delta(delta)
-                return
-            feed(delta[1])
+            feed(delta[1])  # a phase's streamed text, whatever its own assembler called it
 
         url, headers = f"{base}/completions", self.request_headers()
         started = time.perf_counter()
@@ -542,8 +538,10 @@ class LocalEndpoint(Endpoint):
             stream,
             relay,
         )
+        if not stream:
+            feed(think.content)
         thought = think.content.rstrip()
-        thought_tokens = await self.count_tokens(http, base, thought)
+        thought_tokens = await self.count_tokens(http, base, think.content)
         answer = Reply(finish_reason="length")
         left = max_tokens - thought_tokens
         ran_out = think.finish_reason == "length" and budget >= max_tokens
@@ -557,6 +555,8 @@ class LocalEndpoint(Endpoint):
             if stop:
                 answer_body["stop"] = stop
             answer = await http.chat(url, headers, answer_body, stream, relay)
+            if not stream:
+                feed(answer.content)
         if on_delta is not None:
             for delta in splitter.flush():
                 on_delta(delta)

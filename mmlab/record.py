@@ -1,0 +1,125 @@
+"""``mmlab record NOTEBOOK``: re-run a notebook live and rewrite its outputs and bundle.
+
+The notebook runs under papermill (its ``parameters`` cell honoured) against the current
+endpoint — the embedded model, or MiniMax M1 when ``OPENROUTER_API_KEY`` is set — with a fresh,
+private database, so the bundle holds exactly the calls this run made (every call a notebook
+makes is tagged with the notebook's name). The executed notebook replaces the original
+(outputs kept, papermill's timestamps dropped), the bundle is written beside it, and the
+notebook is then replayed from the bundle under nbval to prove the pair reruns offline.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .bundle import export_bundle
+from .config import OPENROUTER_URL
+from .errors import ConfigError, MmlabError
+from .store import Store
+
+
+def bundle_path(notebook: Path) -> Path:
+    """Where a notebook's bundle lives: beside it, ``NAME.bundle.jsonl.gz``."""
+    return notebook.with_name(f"{notebook.stem}.bundle.jsonl.gz")
+
+
+def _clean(executed: Path, target: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    lang = nb.metadata.get("language_info", {})
+    lang.pop("version", None)  # the patch version is noise in diffs
+    for cell in nb.cells:
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code" and cell.outputs:
+            # a stored traceback would be a recorded failure, not a result
+            errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+            tags = cell.metadata.get("tags", [])
+            if errors and "raises-exception" not in tags:
+                raise MmlabError(
+                    f"{target.name}: a cell failed while recording:\n"
+                    f"{errors[0].get('ename')}: {errors[0].get('evalue')}"
+                )
+    nbformat.write(nb, target)
+
+
+def record_notebook(
+    path: str | os.PathLike[str], *, cache: str = "use", verify: bool = True
+) -> Path:
+    """Execute `path` live, rewrite it with outputs, write its bundle; returns the bundle."""
+    import papermill
+
+    notebook = Path(path).resolve()
+    if not notebook.is_file() or notebook.suffix != ".ipynb":
+        raise ConfigError(f"not a notebook: {path}")
+    tag = notebook.stem
+    with tempfile.TemporaryDirectory(prefix="mmlab-record-") as tmp:
+        db = Path(tmp) / "record.db"
+        saved = {k: os.environ.get(k) for k in ("MMLAB_DB", "MMLAB_CACHE", "MMLAB_BUNDLE")}
+        os.environ.update(MMLAB_DB=str(db), MMLAB_CACHE=cache)
+        os.environ.pop("MMLAB_BUNDLE", None)
+        try:
+            print(f"recording {notebook.name} live (tag {tag!r}) ...", file=sys.stderr)
+            executed = Path(tmp) / notebook.name
+            papermill.execute_notebook(
+                str(notebook),
+                str(executed),
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+                progress_bar=False,
+            )
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        bundle = bundle_path(notebook)
+        info = export_bundle(Store(db), bundle, tag=tag)
+        _clean(executed, notebook)
+    print(
+        f"wrote {notebook.name} and {bundle.name} ({info['count']} cached calls)", file=sys.stderr
+    )
+    if verify:
+        verify_replay(notebook)
+    return bundle
+
+
+def verify_replay(notebook: Path) -> None:
+    """Run the notebook under nbval, replaying from its bundle; raise if it does not pass."""
+    with tempfile.TemporaryDirectory(prefix="mmlab-verify-") as tmp:
+        env = {**os.environ, "MMLAB_CACHE": "replay", "MMLAB_DB": str(Path(tmp) / "v.db")}
+        if env.pop("OPENROUTER_API_KEY", None):
+            # Replay needs the endpoint's identity, never the key.
+            env["MMLAB_BASE_URL"] = OPENROUTER_URL
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--nbval-lax",
+                "--nbval-current-env",
+                str(notebook),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=notebook.parent,
+        )
+    if out.returncode != 0:
+        raise MmlabError(f"{notebook.name} does not replay from its bundle:\n{out.stdout[-3000:]}")
+    print(f"verified: {notebook.name} replays offline under nbval", file=sys.stderr)
