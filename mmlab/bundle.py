@@ -25,7 +25,7 @@ from typing import Any
 from .cachekey import KEY_VERSION, cache_key
 from .config import redact
 from .errors import BundleError
-from .store import Store
+from .store import Store, tag_filter
 from .wire import canonical_json
 
 SCHEMA, VERSION = "mmlab-bundle", 1
@@ -33,11 +33,12 @@ SCHEMA, VERSION = "mmlab-bundle", 1
 
 def export_bundle(store: Store, path: str | os.PathLike[str], *, tag: str) -> dict[str, Any]:
     """Write the cache entries that calls tagged `tag` used; returns count and sha256."""
+    where, args = tag_filter("tag", tag)
     rows = store.query(
         "SELECT key, endpoint, model, sample, request, response FROM cache WHERE key IN "
-        "(SELECT DISTINCT cache_key FROM calls WHERE tag = ? AND cache_key IS NOT NULL) "
+        f"(SELECT DISTINCT cache_key FROM calls {where} AND cache_key IS NOT NULL) "
         "ORDER BY key",
-        (tag,),
+        args,
     )
     if not rows:
         raise BundleError(f"no cached calls are tagged {tag!r}; nothing to export")

@@ -128,7 +128,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     """Cache statistics, or clear it."""
     from .config import default_db_path
-    from .store import Store
+    from .store import Store, tag_filter
 
     store = Store(args.db or default_db_path())
     if args.action == "stats":
@@ -154,11 +154,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.all:
         n = store.write(lambda db: db.execute("DELETE FROM cache").rowcount)
     else:
+        where, targs = tag_filter("tag", args.tag)
         n = store.write(
             lambda db: (
                 db.execute(
-                    "DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls WHERE tag = ?)",
-                    (args.tag,),
+                    f"DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls {where})", targs
                 ).rowcount
             )
         )

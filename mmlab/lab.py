@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from .pricing import EMBEDDED, PriceTable, parse_models, table_from_json, table_
 from .result import Result
 from .retry import RetryPolicy
 from .runner import run_sync
-from .store import Store, new_id
+from .store import Store, new_id, tag_filter
 from .wire import Delta, build_body, canonical_json, check_messages, check_params
 
 if TYPE_CHECKING:
@@ -260,14 +260,22 @@ class Lab:
         stream: bool = False,
         on_delta: Callable[[Delta], None] | None = None,
         throttle: Throttle | None = None,
+        limits: Sequence[tuple[str | None, float]] = (),
     ) -> Result:
-        """Send a prepared call (budget check → HTTP with retries → cost → cache + log)."""
+        """Send a prepared call (budget check → HTTP with retries → cost → cache + log).
+
+        `limits` are extra (tag scope, USD) budgets to respect besides the lab's own (a
+        sweep's budget, for instance).
+        """
         if self.cache_mode == "replay":
             raise self._miss(call)  # replay never opens a socket, whoever calls
         reservation = None
+        caps = list(limits)
         if self.budget_usd is not None:
+            caps.append((self.tag, self.budget_usd))
+        if caps:
             worst = await self.worst_case_usd(call)
-            reservation = self.store.reserve(call.tag, worst, self.budget_usd)
+            reservation = self.store.reserve(call.tag, worst, caps)
         stats = CallStats()
         started = time.perf_counter()
         status = (
@@ -505,11 +513,7 @@ class Lab:
         import pandas as pd
 
         scope = None if all_tags else (tag if tag is not None else self.tag)
-        df = (
-            self.store.calls_frame("WHERE tag = ?", (scope,))
-            if scope is not None
-            else self.store.calls_frame()
-        )
+        df = self.store.calls_frame(*tag_filter("tag", scope))
         if len(df):
             params = pd.json_normalize([json.loads(p or "{}") for p in df["params"]])
             params.index = df.index
@@ -633,7 +637,7 @@ def usage_summary(store: Store, by: str, tag: str | None = None) -> pd.DataFrame
     }
     if by not in groups:
         raise RequestError(f"by must be one of {', '.join(groups)}; got {by!r}", "by")
-    where, args = ("WHERE tag = ?", (tag,)) if tag is not None else ("", ())
+    where, args = tag_filter("tag", tag)
     sql = f"""
         SELECT {groups[by]} AS {by}, COUNT(*) AS calls,
                SUM(cache_status = 'hit') AS hits, SUM(error IS NOT NULL) AS errors,

@@ -117,6 +117,7 @@ class StandInState:
     generations: dict[str, dict[str, Any]] = field(default_factory=dict)
     generation_polls: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     serial: int = 0
 
@@ -248,6 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
                 fault.kind if fault else None,
             )
             st.seen.append(seen)
+            with st.arrived:
+                st.arrived.notify_all()
             st.counts[
                 fault.kind + (f"{fault.status}" if fault.status else "") if fault else "ok"
             ] += 1
@@ -512,6 +515,11 @@ class StandIn:
         """Chat requests by outcome (``ok``, ``http429``, ``drop``, ``midstream502``, ...)."""
         with self.state.lock:
             return Counter(self.state.counts)
+
+    def wait_for(self, n: int, timeout: float = 60.0) -> bool:
+        """Block until `n` chat requests have arrived (True) or `timeout` passes (False)."""
+        with self.state.arrived:
+            return self.state.arrived.wait_for(lambda: len(self.state.seen) >= n, timeout)
 
     def reset(self) -> None:
         """Forget seen requests and counts."""

@@ -88,7 +88,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
         CREATE INDEX calls_cache_key ON calls(cache_key);
         CREATE TABLE reservations (
             id    TEXT PRIMARY KEY,
-            scope TEXT NOT NULL,
+            tag   TEXT,                   -- the call's tag (budgets cover a tag and below)
             usd   REAL NOT NULL,
             host  TEXT NOT NULL,
             pid   INTEGER NOT NULL,
@@ -355,49 +355,49 @@ class Store:
         return df
 
     # --- budget -----------------------------------------------------------------------------
-    @staticmethod
-    def _scope_sql(scope: str | None) -> tuple[str, tuple[Any, ...]]:
-        return ("", ()) if scope is None else ("WHERE tag = ?", (scope,))
-
     def spent(self, scope: str | None) -> float:
-        """USD spent by logged calls in `scope` (a tag; None means the whole database)."""
-        where, args = self._scope_sql(scope)
+        """USD spent by logged calls under tag `scope` (None means the whole database)."""
+        where, args = tag_filter("tag", scope)
         return float(
             self.query(f"SELECT COALESCE(SUM(spent_usd), 0) FROM calls {where}", args)[0][0]
         )
 
-    def reserve(self, scope: str | None, usd: float, budget: float) -> str:
-        """Reserve `usd` of `budget` for a call about to be sent, or raise `BudgetExceeded`.
+    def reserve(
+        self, tag: str | None, usd: float, limits: Sequence[tuple[str | None, float]]
+    ) -> str:
+        """Reserve `usd` for a call tagged `tag`, or raise `BudgetExceeded`.
 
-        The check and the reservation are one transaction, so concurrent callers (threads,
-        tasks, other processes) can never together pass the cap.
+        `limits` are (scope, budget) caps that must all hold: spent + in flight + `usd` within
+        each budget, where a scope counts its tag and the tags below it (``study`` covers
+        ``study/sweep-1``). The check and the reservation are one transaction, so concurrent
+        callers (threads, tasks, other processes) can never together pass a cap.
         """
         rid = new_id()
-        scope_key = scope if scope is not None else "*"
 
         def txn(db: sqlite3.Connection) -> None:
             self._drop_dead_reservations(db)
-            where, args = self._scope_sql(scope)
-            spent = db.execute(
-                f"SELECT COALESCE(SUM(spent_usd), 0) FROM calls {where}", args
-            ).fetchone()[0]
-            rwhere = "" if scope is None else "WHERE scope = ?"
-            held = db.execute(
-                f"SELECT COALESCE(SUM(usd), 0) FROM reservations {rwhere}",
-                () if scope is None else (scope_key,),
-            ).fetchone()[0]
-            if spent + held + usd > budget + 1e-12:
-                raise BudgetExceeded(
-                    f"budget ${budget:.4f} would be crossed: spent ${spent:.4f}, in flight "
-                    f"${held:.4f}, this call's worst case ${usd:.4f}"
-                    + (f" (scope tag={scope!r})" if scope is not None else ""),
-                    budget_usd=budget,
-                    spent_usd=spent + held,
-                    needed_usd=usd,
-                )
+            for scope, budget in limits:
+                where, args = tag_filter("tag", scope)
+                spent = db.execute(
+                    f"SELECT COALESCE(SUM(spent_usd), 0) FROM calls {where}", args
+                ).fetchone()[0]
+                rwhere, rargs = tag_filter("tag", scope)
+                held = db.execute(
+                    f"SELECT COALESCE(SUM(usd), 0) FROM reservations {rwhere}", rargs
+                ).fetchone()[0]
+                if spent + held + usd > budget + 1e-12:
+                    where_said = f" for tag {scope!r}" if scope is not None else ""
+                    raise BudgetExceeded(
+                        f"budget ${budget:.4f}{where_said} would be crossed: spent "
+                        f"${spent:.4f}, in flight ${held:.4f}, this call's worst case "
+                        f"${usd:.4f}",
+                        budget_usd=budget,
+                        spent_usd=spent + held,
+                        needed_usd=usd,
+                    )
             db.execute(
                 "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
-                (rid, scope_key, usd, _HOST, os.getpid(), time.time()),
+                (rid, tag, usd, _HOST, os.getpid(), time.time()),
             )
 
         self.write(txn)
@@ -427,6 +427,17 @@ class Store:
                 "INSERT OR REPLACE INTO prices VALUES (?, ?, ?)", (source, time.time(), body)
             )
         )
+
+
+def tag_filter(column: str, tag: str | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause selecting `tag` and the tags below it (``a`` covers ``a/b``).
+
+    Tags are paths: a sweep inside a notebook is tagged ``notebook/sweep``, so the notebook's
+    log, budget and bundle include it. (substr, not LIKE: tags often contain ``_``.)
+    """
+    if tag is None:
+        return "", ()
+    return (f"WHERE ({column} = ? OR substr({column}, 1, ?) = ?)", (tag, len(tag) + 1, tag + "/"))
 
 
 def _refuse_foreign(db: sqlite3.Connection, path: Path) -> None:
