@@ -1,0 +1,115 @@
+"""Sweep benchmarks (a script, not a test): prints figures measured in one run.
+
+1. A 10,000-cell sweep replayed entirely from the cache into ``res.df`` (goal: <= 1 s).
+2. 1,000 cells at concurrency 50 against a server (another process) that answers after
+   200 ms: wall time against the ideal 1000 / 50 * 0.2 = 4.0 s (goal: <= 1.1x).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mmlab import Lab, grid
+from mmlab.result import Result
+from mmlab.wire import Usage, canonical_json
+
+
+def replay_10k(tmp: Path) -> dict[str, float]:
+    lab = Lab(base_url="http://127.0.0.1:9/v1", db=tmp / "replay.db", quiet=True)
+    prompts = [f"Question {i}: what is {i} + {i}?" for i in range(100)]
+    sweep = lab.sweep(
+        prompts,
+        grid(temperature=[0.0, 0.5, 1.0, 1.5, 2.0], max_tokens=[128, 256, 512, 1024]),
+        repeats=5,
+        tag="bench",
+    )
+    assert len(sweep) == 10_000
+    rows = []
+    for c in sweep.cells:  # setup: fill the cache directly (what a live run would have left)
+        r = Result(
+            content="The answer is 42.",
+            reasoning="step " * 60,
+            finish_reason="stop",
+            usage=Usage(40, 180, 160, 0),
+            cost_usd=0.0004,
+            cost_source="billed",
+            latency_s=3.2,
+            model=lab.model,
+        )
+        rows.append(
+            (
+                c.call.key,
+                lab.endpoint.identity,
+                lab.model,
+                c.sample,
+                canonical_json(c.call.material),
+                json.dumps(r.record()),
+                r.created,
+            )
+        )
+    lab.store.write(
+        lambda db: db.executemany("INSERT INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    )
+    replay = Lab(base_url="http://127.0.0.1:9/v1", db=tmp / "replay.db", cache="replay", quiet=True)
+    started = time.perf_counter()
+    sweep = replay.sweep(
+        prompts,
+        grid(temperature=[0.0, 0.5, 1.0, 1.5, 2.0], max_tokens=[128, 256, 512, 1024]),
+        repeats=5,
+        tag="bench",
+    )
+    built = time.perf_counter()
+    res = sweep.run(progress=False)
+    took = time.perf_counter() - started
+    assert len(res.df) == 10_000 and res.df["cache_hit"].all()
+    return {
+        "cells": 10_000,
+        "seconds": took,
+        "us_per_cell": took / 10_000 * 1e6,
+        "build_seconds": built - started,
+    }
+
+
+def concurrency_1k(tmp: Path) -> dict[str, float]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mmlab.standin", "--delay", "0.2"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = server.stdout.readline().strip()
+        lab = Lab(
+            base_url=url, api_key="sk-bench-not-a-real-key-000000", db=tmp / "c.db", quiet=True
+        )
+        sweep = lab.sweep([f"cell {i}" for i in range(1000)], grid(max_tokens=[64]), tag="c50")
+        started = time.perf_counter()
+        res = sweep.run(concurrency=50, progress=False)
+        took = time.perf_counter() - started
+        assert res.complete
+    finally:
+        server.terminate()
+        server.wait()
+    return {"cells": 1000, "seconds": took, "ideal_seconds": 4.0, "ratio": took / 4.0}
+
+
+def main() -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        a = replay_10k(Path(tmp))
+        print(
+            f"replay 10,000 cells into res.df: {a['seconds']:.2f} s "
+            f"({a['us_per_cell']:.0f} us/cell; building cells {a['build_seconds']:.2f} s)"
+            f" — goal <= 1 s"
+        )
+        b = concurrency_1k(Path(tmp))
+        print(
+            f"1,000 cells, concurrency 50, 200 ms server: {b['seconds']:.2f} s vs ideal 4.0 s "
+            f"= {b['ratio']:.2f}x — goal <= 1.1x"
+        )
+    return {"sweep_replay_10k": a, "sweep_concurrency_1k": b}
+
+
+if __name__ == "__main__":
+    main()
