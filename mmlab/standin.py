@@ -455,6 +455,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 512
     state: StandInState
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients closing keep-alive connections (or cut on purpose) are not errors here.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
 
 class StandIn:
     """A loopback OpenRouter stand-in. Use as a context manager; `url` is its base URL."""

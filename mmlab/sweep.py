@@ -414,13 +414,17 @@ class Sweep:
 
     def forecast(self, *, retry_errors: bool = False) -> Forecast:
         """Calls to make, cache hits, and expected and worst-case tokens and USD."""
+        return run_sync(self.aforecast(retry_errors=retry_errors))
+
+    async def aforecast(self, *, retry_errors: bool = False) -> Forecast:
+        """Async `forecast`."""
         cached, errors = self._status()
         todo = [
             c
             for c in self.cells
             if c.call.key not in cached and (retry_errors or c.call.key not in errors)
         ]
-        return run_sync(self._forecast(todo, len(cached), 0 if retry_errors else len(errors)))
+        return await self._forecast(todo, len(cached), 0 if retry_errors else len(errors))
 
     async def _forecast(self, todo: list[Cell], hits: int, errors_kept: int) -> Forecast:
         from .lab import FALLBACK_MAX_COMPLETION, estimate_prompt_tokens
@@ -501,7 +505,7 @@ class Sweep:
         *,
         concurrency: int = 8,
         budget_usd: float | None = None,
-        progress: bool = True,
+        progress: bool | Callable[[int, int], None] = True,
         retry_errors: bool = False,
         max_calls: int | None = None,
     ) -> SweepResult:
@@ -509,7 +513,8 @@ class Sweep:
 
         Safe to call from a notebook (its event loop is already running): the work runs on
         mmlab's own loop. Ctrl-C stops cleanly: finished cells are kept, in-flight ones are
-        cancelled and will be resent by the next run.
+        cancelled and will be resent by the next run. `progress` is a tqdm bar (True), nothing
+        (False), or a function called with ``(done, total)`` after each cell.
         """
         return run_sync(
             self.arun(
@@ -526,7 +531,7 @@ class Sweep:
         *,
         concurrency: int = 8,
         budget_usd: float | None = None,
-        progress: bool = True,
+        progress: bool | Callable[[int, int], None] = True,
         retry_errors: bool = False,
         max_calls: int | None = None,
     ) -> SweepResult:
@@ -670,7 +675,7 @@ class Sweep:
         if left:
             stats.remaining_forecast = await self._forecast(left, 0, 0)
         res = SweepResult(self, self._frame(results, failures), stats)
-        if stats.stopped and progress:
+        if stats.stopped and progress is True:
             print(f"mmlab sweep {self.name}: {stats}", file=sys.stderr)
         return res
 
@@ -828,12 +833,31 @@ def _points(params: Any) -> list[dict[str, Any]]:
     return points
 
 
-def _progress(total: int, enabled: bool, name: str) -> Any:
+def _progress(total: int, enabled: bool | Callable[[int, int], None], name: str) -> Any:
+    if callable(enabled):
+        return _CallbackBar(total, enabled)
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=name, unit="cell", dynamic_ncols=True)
+
+
+class _CallbackBar:
+    """Progress reported to a function ``(done, total)`` (what widgets use)."""
+
+    def __init__(self, total: int, callback: Callable[[int, int], None]) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.callback(self.done, self.total)
+
+    def set_postfix(self, **kw: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _NoBar:

@@ -1,0 +1,377 @@
+"""plotly figures from mmlab DataFrames (sweep ``res.df``, ``lab.calls()``, price tables).
+
+Every function returns a ``go.Figure`` (never shows it), uses the lean ``mmlab`` template,
+puts units in axis labels (tokens, USD, seconds) and shows the row's prompt id and parameters
+on hover. `setup_notebook()` picks the ``plotly_mimetype`` renderer (figure JSON only: no
+embedded plotly.js, nothing fetched from a CDN) and the template.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .analysis import truncation_rate, wilson
+from .pricing import EMBEDDED, Price, PriceTable
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+COLORS = ["#3366cc", "#dc7633", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d4ac0d"]
+PARAM_COLUMNS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "max_tokens",
+    "seed",
+    "reasoning.effort",
+    "reasoning.max_tokens",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+)
+_registered = False
+
+
+def template() -> go.layout.Template:
+    """The ``mmlab`` plotly template: small (keeps notebooks light), readable, colour-safe."""
+    import plotly.graph_objects as go
+
+    axis = {
+        "showgrid": True,
+        "gridcolor": "#e5e5e5",
+        "zeroline": False,
+        "linecolor": "#444",
+        "ticks": "outside",
+        "automargin": True,
+    }
+    return go.layout.Template(
+        layout={
+            "font": {"family": "Inter, Helvetica, Arial, sans-serif", "size": 13},
+            "colorway": COLORS,
+            "plot_bgcolor": "white",
+            "paper_bgcolor": "white",
+            "xaxis": axis,
+            "yaxis": axis,
+            "hovermode": "closest",
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+            "legend": {"bgcolor": "rgba(255,255,255,0.8)"},
+        }
+    )
+
+
+def _register() -> None:
+    global _registered
+    if not _registered:
+        import plotly.io as pio
+
+        pio.templates["mmlab"] = template()
+        _registered = True
+
+
+def setup_notebook() -> None:
+    """Use the ``plotly_mimetype`` renderer and the ``mmlab`` template for this kernel."""
+    import plotly.io as pio
+
+    _register()
+    pio.renderers.default = "plotly_mimetype"
+    pio.templates.default = "mmlab"
+
+
+def _figure(title: str, x: str, y: str) -> go.Figure:
+    import plotly.graph_objects as go
+
+    _register()
+    fig = go.Figure()
+    fig.update_layout(template="mmlab", title=title, xaxis_title=x, yaxis_title=y)
+    return fig
+
+
+def _params(df: pd.DataFrame) -> list[str]:
+    return [c for c in PARAM_COLUMNS if c in df.columns and df[c].nunique(dropna=True) > 1]
+
+
+def _hover(df: pd.DataFrame, extra: Sequence[str] = ()) -> tuple[Any, str]:
+    """customdata and a hovertemplate naming the prompt id, sample and parameters."""
+    cols = [c for c in ("prompt_id", "sample", *_params(df), *extra) if c in df.columns]
+    lines = [f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(cols)]
+    return df[cols].astype(str).to_numpy(), "<br>".join(lines) + "<extra></extra>"
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["error"].isna()] if "error" in df.columns else df
+
+
+def reasoning_distribution(
+    df: pd.DataFrame, by: str = "temperature", metric: str = "reasoning_tokens", kind: str = "box"
+) -> go.Figure:
+    """Distribution of reasoning (or answer/completion) tokens for each value of `by`."""
+    import plotly.graph_objects as go
+
+    data = _ok(df)
+    label = metric.replace("_", " ").replace("tokens", "(tokens)")
+    fig = _figure(f"{metric.replace('_', ' ')} by {by}", by, label)
+    for i, (value, part) in enumerate(data.groupby(by, sort=True, dropna=False)):
+        custom, hover = _hover(part, (metric,))
+        common = {
+            "y": part[metric].astype(float),
+            "name": f"{by}={value}",
+            "customdata": custom,
+            "hovertemplate": hover,
+            "marker_color": COLORS[i % len(COLORS)],
+        }
+        if kind == "violin":
+            fig.add_trace(go.Violin(points="all", box_visible=True, **common))
+        elif kind == "hist":
+            fig.add_trace(
+                go.Histogram(
+                    x=part[metric].astype(float),
+                    name=f"{by}={value}",
+                    opacity=0.6,
+                    marker_color=COLORS[i % len(COLORS)],
+                )
+            )
+        else:
+            fig.add_trace(go.Box(boxpoints="all", jitter=0.3, pointpos=0, **common))
+    if kind == "hist":
+        fig.update_layout(barmode="overlay", xaxis_title=label, yaxis_title="cells")
+    return fig
+
+
+def truncation_vs_max_tokens(df: pd.DataFrame, color: str | None = None) -> go.Figure:
+    """Share of cells truncated (stopped by length, empty answer) vs max_tokens, Wilson CIs."""
+    import plotly.graph_objects as go
+
+    fig = _figure(
+        "Truncation rate vs. max_tokens", "max_tokens (tokens)", "truncated (share of cells)"
+    )
+    groups = [(None, df)] if color is None else list(df.groupby(color, sort=True))
+    for i, (value, part) in enumerate(groups):
+        rates = truncation_rate(part, "max_tokens")
+        fig.add_trace(
+            go.Scatter(
+                x=rates["max_tokens"],
+                y=rates["rate"],
+                mode="lines+markers",
+                name="all cells" if value is None else f"{color}={value}",
+                marker_color=COLORS[i % len(COLORS)],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rates["ci_high"] - rates["rate"],
+                    "arrayminus": rates["rate"] - rates["ci_low"],
+                },
+                customdata=rates[["n", "truncated"]].to_numpy(),
+                hovertemplate="max_tokens %{x}<br>truncated %{customdata[1]} of %{customdata[0]}"
+                "<br>rate %{y:.0%}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%")
+    return fig
+
+
+def latency_vs_output(df: pd.DataFrame, color: str | None = None) -> go.Figure:
+    """Latency (seconds) against completion tokens, one point per cell."""
+    import plotly.graph_objects as go
+
+    data = _ok(df)
+    color = color or next(iter(_params(data)), None)
+    fig = _figure("Latency vs. output length", "completion tokens (tokens)", "latency (s)")
+    groups = [(None, data)] if color is None else list(data.groupby(color, sort=True))
+    for i, (value, part) in enumerate(groups):
+        custom, hover = _hover(part, ("completion_tokens", "latency_s"))
+        fig.add_trace(
+            go.Scatter(
+                x=part["completion_tokens"].astype(float),
+                y=part["latency_s"].astype(float),
+                mode="markers",
+                name="cells" if value is None else f"{color}={value}",
+                marker={"color": COLORS[i % len(COLORS)], "size": 7, "opacity": 0.75},
+                customdata=custom,
+                hovertemplate=hover,
+            )
+        )
+    return fig
+
+
+def accuracy_vs_reasoning(df: pd.DataFrame, bins: int = 6) -> go.Figure:
+    """Accuracy (mean score, Wilson CI) in bins of reasoning length."""
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    data = _ok(df).dropna(subset=["score"])
+    fig = _figure(
+        "Accuracy vs. reasoning length",
+        "reasoning tokens (tokens, binned)",
+        "accuracy (share correct)",
+    )
+    if data.empty:
+        return fig
+    reasoning = data["reasoning_tokens"].astype(float)
+    edges = sorted(
+        {float(x) for x in reasoning.quantile([i / bins for i in range(bins + 1)]).round()}
+    )
+    if len(edges) < 2:
+        edges = [reasoning.min(), reasoning.max() + 1]
+    cut = pd.cut(reasoning, bins=edges, include_lowest=True, duplicates="drop")
+    xs, ys, lo, hi, ns = [], [], [], [], []
+    for interval, part in data.groupby(cut, observed=True, sort=True):
+        k, n = int(part["score"].sum()), len(part)
+        a, b = wilson(k, n)
+        xs.append(float(part["reasoning_tokens"].astype(float).mean()))
+        ys.append(k / n)
+        lo.append(k / n - a)
+        hi.append(b - k / n)
+        ns.append(f"{interval} · n={n}")
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers",
+            name="accuracy",
+            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+            text=ns,
+            hovertemplate="%{text}<br>mean reasoning %{x:.0f} tokens<br>"
+            "accuracy %{y:.0%}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%")
+    return fig
+
+
+def heatmap(
+    df: pd.DataFrame, x: str, y: str, metric: str = "reasoning_tokens", agg: str = "mean"
+) -> go.Figure:
+    """`metric` aggregated over two parameters (e.g. temperature × max_tokens)."""
+    import plotly.graph_objects as go
+
+    data = _ok(df).copy()
+    data[metric] = data[metric].astype(float)
+    table = data.pivot_table(index=y, columns=x, values=metric, aggfunc=agg).sort_index()
+    counts = data.pivot_table(index=y, columns=x, values=metric, aggfunc="count").sort_index()
+    fig = _figure(f"{agg} {metric.replace('_', ' ')} by {x} × {y}", x, y)
+    fig.add_trace(
+        go.Heatmap(
+            z=table.to_numpy(),
+            x=[str(c) for c in table.columns],
+            y=[str(i) for i in table.index],
+            colorscale="Blues",
+            colorbar={"title": metric.replace("_", " ")},
+            text=counts.to_numpy(),
+            texttemplate="%{z:.3g}",
+            hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{agg} {metric} %{{z:.4g}}"
+            "<br>cells %{text}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def _prices(prices: Sequence[str] | Mapping[str, Price] | PriceTable | None) -> dict[str, Price]:
+    if prices is None:
+        return dict(EMBEDDED.prices)
+    if isinstance(prices, PriceTable):
+        return dict(prices.prices)
+    if isinstance(prices, Mapping):
+        return dict(prices)
+    return {m: EMBEDDED[m] for m in prices}
+
+
+def cost_vs_tokens(
+    prices: Sequence[str] | Mapping[str, Price] | PriceTable | None = None,
+    *,
+    vary: str = "prompt",
+    fixed_tokens: int = 1000,
+    max_tokens: int = 1_000_000,
+    points: int = 60,
+) -> go.Figure:
+    """USD per call as prompt (or output) tokens grow, for several price tables.
+
+    ``vary="prompt"`` sweeps prompt length up to `max_tokens` (M1's 1M context) with
+    `fixed_tokens` of output; ``vary="output"`` sweeps output length with a fixed prompt.
+    Long-context tiers (``pricing.overrides``) show up as kinks.
+    """
+    import plotly.graph_objects as go
+
+    table = _prices(prices)
+    what = "prompt tokens" if vary == "prompt" else "output tokens (reasoning + answer)"
+    fig = _figure(f"Cost per call vs. {what}", f"{what} (tokens)", "cost per call (USD)")
+    xs = sorted(
+        {
+            int(round(10 ** (math.log10(100) + i * (math.log10(max_tokens) - 2) / (points - 1))))
+            for i in range(points)
+        }
+    )
+    for i, (model, price) in enumerate(table.items()):
+        ys = [
+            price.cost(x, fixed_tokens) if vary == "prompt" else price.cost(fixed_tokens, x)
+            for x in xs
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=model,
+                line={
+                    "color": COLORS[i % len(COLORS)],
+                    "width": 3 if model == "minimax/minimax-m1" else 1.5,
+                },
+                hovertemplate=f"{model}<br>%{{x:,}} tokens<br>$%{{y:.4f}}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def cost_per_day(
+    calls_per_day: Sequence[float],
+    prompt_tokens: int,
+    completion_tokens: int,
+    prices: Sequence[str] | Mapping[str, Price] | PriceTable | None = None,
+    *,
+    monthly_budget_usd: float | None = None,
+    period: str = "month",
+) -> go.Figure:
+    """Daily or monthly (30-day) cost against calls per day, with a budget line."""
+    import plotly.graph_objects as go
+
+    days = 30 if period == "month" else 1
+    fig = _figure(
+        f"{'Monthly' if days == 30 else 'Daily'} cost vs. calls per day",
+        "calls per day",
+        f"cost per {period} (USD)",
+    )
+    for i, (model, price) in enumerate(_prices(prices).items()):
+        per_call = price.cost(prompt_tokens, completion_tokens)
+        fig.add_trace(
+            go.Scatter(
+                x=list(calls_per_day),
+                y=[per_call * n * days for n in calls_per_day],
+                mode="lines",
+                name=model,
+                line={
+                    "color": COLORS[i % len(COLORS)],
+                    "width": 3 if model == "minimax/minimax-m1" else 1.5,
+                },
+                hovertemplate=f"{model}<br>%{{x:,}} calls/day<br>$%{{y:,.2f}} per {period}"
+                "<extra></extra>",
+            )
+        )
+    if monthly_budget_usd is not None:
+        budget = monthly_budget_usd if days == 30 else monthly_budget_usd / 30
+        fig.add_hline(
+            y=budget,
+            line_dash="dash",
+            line_color="#c0392b",
+            annotation_text=f"budget ${budget:,.2f}/{period}",
+        )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig

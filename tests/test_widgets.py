@@ -1,0 +1,146 @@
+"""Every widget driven headless: set values, press buttons, read state."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mmlab import grid
+from mmlab.pricing import EMBEDDED
+from mmlab.standin import Fault, synth_reply
+from mmlab.widgets import CostPlanner, PromptExplorer, ReasoningExplorer, SweepBuilder
+
+
+def test_prompt_explorer_runs_streams_and_remembers(lab, standin):
+    pe = PromptExplorer(lab, prompt="What is 2 + 2?", max_tokens=300)
+    pe.temperature.value = 0.4
+    pe.reasoning.value = "effort: high"
+    assert not pe.run_button.disabled
+    pe.run_button.click()  # no running loop here: the click runs to completion
+    sent = standin.seen[0].body
+    assert sent["temperature"] == 0.4 and sent["reasoning"] == {"effort": "high"}
+    assert sent["stream"] is True
+    expected = synth_reply({k: v for k, v in sent.items() if k != "stream"})
+    assert pe.last.content == expected["content"]
+    assert expected["content"] in pe.answer.value
+    assert "step0" in pe.reasoning_text.value
+    assert "$0.0000" in pe.stats.value and "live call" in pe.stats.value
+    assert f"reasoning {expected['reasoning_tokens']}" in pe.token_bar.value
+    assert not pe.run_button.disabled and pe.run_button.description == "Run"
+    pe.run_button.click()
+    assert pe.last.cache_hit and "cache hit" in pe.stats.value and len(standin.seen) == 1
+    assert len(pe.history) == 2 and "<td>2</td>" in pe.history_table.value
+    pe.prompt.value = "something else"
+    pe.temperature.value = 1.5
+    pe.recall.value = 1
+    assert pe.prompt.value == "What is 2 + 2?" and pe.temperature.value == 0.4
+    assert pe.last is pe.history[0]["result"]
+
+
+def test_prompt_explorer_shows_errors_without_tracebacks(lab, standin):
+    pe = PromptExplorer(lab, prompt="fail please", max_tokens=300)
+    standin.enqueue(Fault.http(402))
+    assert pe.run() is None
+    assert "APIError" in pe.error.value and "402" in pe.error.value
+    assert "Traceback" not in pe.error.value
+    assert not pe.run_button.disabled
+    pe.prompt.value = "   "
+    pe.run()
+    assert "RequestError" in pe.error.value and "non-blank" in pe.error.value
+
+
+def test_prompt_explorer_shows_truncation(lab):
+    pe = PromptExplorer(lab, prompt="a long hard question about everything", max_tokens=4)
+    r = pe.run()
+    assert r.truncated and "thinking used the whole budget" in pe.answer.value
+
+
+@pytest.fixture
+def sweep_df(lab):
+    res = lab.sweep(
+        [f"question {i} about some topic" for i in range(3)],
+        grid(temperature=[0.0, 1.0], max_tokens=[16, 400]),
+        repeats=2,
+    ).run(progress=False)
+    return res.df
+
+
+def test_reasoning_explorer(sweep_df):
+    rx = ReasoningExplorer(sweep_df)
+    assert rx.by.value == "temperature" and len(rx.selected) == 24
+    assert rx.figure.layout.xaxis.title.text == "temperature"
+    assert len(rx.out.outputs) == 1
+    assert set(rx.summary["temperature"]) == {0.0, 1.0}
+    rx.prompts.value = ("p0",)
+    assert len(rx.selected) == 8 and rx.summary["n"].sum() == 8
+    rx.filters["max_tokens"].value = (400,)
+    assert len(rx.selected) == 4
+    rx.filters["max_tokens"].value = (16, 400)
+    rx.by.value = "max_tokens"
+    rx.metric.value = "truncation"
+    table = rx.summary
+    assert (
+        table.set_index("max_tokens").loc[16, "rate"]
+        > table.set_index("max_tokens").loc[400, "rate"]
+    )
+    assert rx.figure.layout.title.text == "Truncation rate vs. max_tokens"
+    assert "rate" in rx.table.value
+
+
+def test_cost_planner_from_prices_and_from_the_log(lab):
+    cp = CostPlanner(
+        EMBEDDED,
+        calls_per_day=1000,
+        prompt_tokens=1000,
+        completion_tokens=10_000,
+        monthly_budget_usd=1000,
+    )
+    m1 = cp.table.set_index("model").loc["minimax/minimax-m1"]
+    assert m1["usd_per_call"] == pytest.approx(1000 * 0.4e-6 + 10_000 * 2.2e-6)
+    assert m1["usd_per_month"] == pytest.approx(m1["usd_per_call"] * 1000 * 30)
+    assert bool(m1["within_budget"]) is True
+    cp.calls_per_day.value = 100_000
+    assert not bool(cp.table.set_index("model").loc["minimax/minimax-m1", "within_budget"])
+    names = [t.name for t in cp.figure.data]
+    assert names == list(cp.models.value)
+    assert len(cp.figure.layout.shapes) == 1  # the budget line
+    cp.period.value = "day"
+    assert cp.figure.layout.yaxis.title.text == "cost per day (USD)"
+    for i in range(3):
+        lab.chat(f"seed the planner {i}", max_tokens=300)
+    seeded = CostPlanner(lab)
+    df = lab.calls()
+    assert seeded.seeded_from == 3
+    assert seeded.completion_tokens.value == int(df["completion_tokens"].median())
+
+
+def test_sweep_builder_plans_live_and_runs(lab, standin):
+    sb = SweepBuilder(lab, temperatures="0.0, 1.0", max_tokens="64, 256", repeats=1, tag="sb")
+    assert sb.sweep is not None and len(sb.sweep) == 2 * 2 * 2 * 2  # 2 levels × 2 each
+    assert "16 cells: 0 cached, 16 to call" in sb.forecast_text
+    sb.max_tokens.value = "64, many"
+    assert sb.sweep is None and "max_tokens" in sb.error.value and sb.run_button.disabled
+    sb.max_tokens.value = "64"
+    assert "8 cells" in sb.forecast_text and not sb.run_button.disabled
+    sb.source.value = "my prompts"
+    sb.prompts_text.value = "first question\nsecond question\n\nthird question"
+    assert len(sb.sweep) == 3 * 2
+    assert standin.seen == []  # planning sends nothing
+    res = sb.run()
+    assert res.complete and len(standin.seen) == 6
+    assert sb.progress.value == 6 and sb.progress.max == 6
+    assert "6 sent" in sb.result_html.value
+    assert "6 cached, 0 to call" in sb.forecast_text
+    sb.run_button.click()  # rerun: all cached, nothing sent
+    assert len(standin.seen) == 6 and sb.result.stats.hits == 6
+
+
+def test_widgets_render_as_widgets(lab, sweep_df):
+    for w in (PromptExplorer(lab), ReasoningExplorer(sweep_df), CostPlanner(), SweepBuilder(lab)):
+        bundle = w._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_reasoning_explorer_rejects_frames_without_parameters():
+    with pytest.raises(ValueError, match="parameter"):
+        ReasoningExplorer(pd.DataFrame({"prompt_id": ["a"], "reasoning_tokens": [1]}))
