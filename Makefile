@@ -55,6 +55,7 @@ record: install
 	$(PY) -m mmlab record notebooks/0*.ipynb
 
 bench: install
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/run_all.py
 
 clean:

@@ -22,6 +22,7 @@ DEFAULT_METRICS = (
     "truncated",
     "score",
 )
+SHARES = ("score", "truncated", "reasoning_share")
 # two-sided 95% t critical values for 1..30 degrees of freedom
 _T95 = [
     12.706,
@@ -112,6 +113,13 @@ def summarize(
             mean = float(values.mean()) if n else math.nan
             std = float(values.std(ddof=1)) if n > 1 else math.nan
             half = t95(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+            low, high = mean - half, mean + half
+            # Token counts, costs and latencies cannot be negative, and shares live in [0, 1]:
+            # a small-n t-interval is clipped to what the metric can take.
+            if n and values.min() >= 0:
+                low = max(low, 0.0)
+            if metric in SHARES:
+                high = min(high, 1.0)
             rows.append(
                 {
                     **dict(zip(keys, group, strict=True)),
@@ -119,8 +127,8 @@ def summarize(
                     "n": n,
                     "mean": mean,
                     "std": std,
-                    "ci_low": mean - half,
-                    "ci_high": mean + half,
+                    "ci_low": low,
+                    "ci_high": high,
                 }
             )
     return pd.DataFrame(rows)

@@ -258,7 +258,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .record import record_notebook
 
     for nb in args.notebooks:
-        record_notebook(nb, cache=args.cache)
+        record_notebook(nb, cache=args.cache, from_bundle=args.from_bundle)
     return 0
 
 
@@ -324,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("record", help="re-run notebooks live; rewrite their bundles and outputs")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--cache", choices=["use", "refresh"], default="use")
+    p.add_argument(
+        "--from-bundle",
+        action="store_true",
+        dest="from_bundle",
+        help="refresh outputs by replaying the existing bundle (no network)",
+    )
     p.set_defaults(fn=cmd_record)
 
     p = sub.add_parser("doctor", help="check endpoint, database and one real generation")

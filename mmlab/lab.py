@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import sys
@@ -64,6 +65,11 @@ class Call:
     def params(self) -> dict[str, Any]:
         """The sampling/reasoning/provider fields (what the log's `params` column holds)."""
         return {k: v for k, v in self.body.items() if k not in ("model", "messages")}
+
+    @functools.cached_property
+    def params_json(self) -> str:
+        """`params` as canonical JSON (computed once: every log row of this call uses it)."""
+        return canonical_json(self.params)
 
 
 class Lab:
@@ -234,7 +240,7 @@ class Lab:
                 raise self._miss(call)
             return None
         result = Result.from_record(rec, cache_key=call.key, sample=call.sample, call_id=new_id())
-        self.store.record(self._row(call, result, "hit", time.perf_counter() - started))
+        self.store.record_hit(self._row(call, result, "hit", time.perf_counter() - started))
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
                 if text:
@@ -442,7 +448,7 @@ class Lab:
             "provider": result.provider,
             "generation_id": result.generation_id,
             "sample": call.sample,
-            "params": canonical_json(call.params),
+            "params": call.params_json,
             "prompt_tokens": result.usage.prompt_tokens,
             "completion_tokens": result.usage.completion_tokens,
             "reasoning_tokens": result.usage.reasoning_tokens,
@@ -485,7 +491,7 @@ class Lab:
             "endpoint": self.endpoint.identity,
             "model": self.model,
             "sample": call.sample,
-            "params": canonical_json(call.params),
+            "params": call.params_json,
             "spent_usd": 0.0,
             "saved_usd": 0.0,
             "cost_source": "unknown",

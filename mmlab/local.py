@@ -9,7 +9,7 @@ and errors are the same path.
 
 Lifecycle: started lazily on first use, shared by every Lab in the process, health-checked,
 restarted once if it died (a clear `LocalModelError` if that fails), stopped at interpreter
-exit (and, on Linux, when the parent dies, through PR_SET_PDEATHSIG).
+exit — and with the parent process even if it is SIGKILLed (`mmlab._llama_child`).
 
 Reasoning on a model that does not reason — the *prompted-thinking template*:
     When a request asks for reasoning (a ``reasoning`` field that is not ``effort: none`` or
@@ -31,13 +31,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import hashlib
 import importlib.resources
 import importlib.util
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -236,12 +234,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    # Linux: the server gets SIGTERM if mmlab's process dies, even by SIGKILL.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class LocalServer:
     """One llama.cpp server child process for one GGUF file."""
 
@@ -261,11 +253,8 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self, port: int) -> list[str]:
-        """The command line that runs the server."""
+        """The llama.cpp server's arguments (after ``python -m llama_cpp.server``)."""
         return [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
             "--model",
             str(self.path),
             "--model_alias",
@@ -278,6 +267,9 @@ class LocalServer:
             str(N_CTX),
             "--n_threads",
             str(max(1, os.cpu_count() or 1)),
+            # queue concurrent requests; the default cuts a running stream short
+            "--interrupt_requests",
+            "False",
         ]
 
     def alive(self) -> bool:
@@ -304,15 +296,10 @@ class LocalServer:
         port = _free_port()
         started = time.monotonic()
         log = open(self._log, "ab")  # noqa: SIM115 - handed to the child
-        kwargs: dict[str, Any] = {}
-        if sys.platform.startswith("linux"):
-            kwargs["preexec_fn"] = _die_with_parent
+        # The child watches this process and exits with it, even after a SIGKILL.
+        cmd = [sys.executable, "-m", "mmlab._llama_child", str(os.getpid()), *self.command(port)]
         self.proc = subprocess.Popen(
-            self.command(port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            **kwargs,
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         log.close()
         self.port = port
@@ -586,17 +573,14 @@ def local_endpoint(headers: dict[str, str]) -> LocalEndpoint:
 
 
 def serve_forever(port: int | None = None) -> None:
-    """``mmlab serve-local``: run the embedded server in the foreground for other tools."""
+    """``mmlab serve-local``: become the embedded model's server, in the foreground.
+
+    The process execs llama.cpp's server itself, so stopping it (Ctrl-C, SIGTERM) stops the
+    server — nothing is left behind.
+    """
     path = model_path()
     alias = model_id(path)
-    server = LocalServer(path, alias)
-    cmd = server.command(port or _free_port())
-    print(
-        f"mmlab: serving {alias} ({path.name}) at http://127.0.0.1:{cmd[cmd.index('--port') + 1]}"
-        "/v1 — Ctrl-C stops it",
-        flush=True,
-    )
-    try:
-        subprocess.run(cmd, check=False)
-    except KeyboardInterrupt:
-        pass
+    args = LocalServer(path, alias).command(port or _free_port())
+    url = f"http://127.0.0.1:{args[args.index('--port') + 1]}/v1"
+    print(f"mmlab: serving {alias} ({path.name}) at {url} — Ctrl-C stops it", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", *args])

@@ -31,7 +31,12 @@ def _clean(executed: Path, target: Path) -> None:
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
+    # papermill's own error banner cells, if a cell raised
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
     nb.metadata.pop("papermill", None)
+    # Saved widget state is tens of KB of view JSON per notebook; the widgets come back when
+    # the notebook runs, so keep files small and diffs readable.
+    nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {
         "display_name": "Python 3",
         "language": "python",
@@ -55,42 +60,61 @@ def _clean(executed: Path, target: Path) -> None:
 
 
 def record_notebook(
-    path: str | os.PathLike[str], *, cache: str = "use", verify: bool = True
+    path: str | os.PathLike[str],
+    *,
+    cache: str = "use",
+    verify: bool = True,
+    from_bundle: bool = False,
 ) -> Path:
-    """Execute `path` live, rewrite it with outputs, write its bundle; returns the bundle."""
+    """Execute `path` live, rewrite it with outputs, write its bundle; returns the bundle.
+
+    `from_bundle=True` re-executes from the existing bundle instead (replay: no network, the
+    bundle is kept): how outputs are refreshed after the analysis code changes.
+    """
     import papermill
 
     notebook = Path(path).resolve()
     if not notebook.is_file() or notebook.suffix != ".ipynb":
         raise ConfigError(f"not a notebook: {path}")
     tag = notebook.stem
+    bundle = bundle_path(notebook)
+    if from_bundle and not bundle.is_file():
+        raise ConfigError(f"{notebook.name} has no bundle to replay ({bundle.name})")
     with tempfile.TemporaryDirectory(prefix="mmlab-record-") as tmp:
         db = Path(tmp) / "record.db"
+        env = {"MMLAB_DB": str(db), "MMLAB_CACHE": "replay" if from_bundle else cache}
         saved = {k: os.environ.get(k) for k in ("MMLAB_DB", "MMLAB_CACHE", "MMLAB_BUNDLE")}
-        os.environ.update(MMLAB_DB=str(db), MMLAB_CACHE=cache)
+        os.environ.update(env)
         os.environ.pop("MMLAB_BUNDLE", None)
+        how = "from its bundle" if from_bundle else "live"
         try:
-            print(f"recording {notebook.name} live (tag {tag!r}) ...", file=sys.stderr)
+            print(f"recording {notebook.name} {how} (tag {tag!r}) ...", file=sys.stderr)
             executed = Path(tmp) / notebook.name
-            papermill.execute_notebook(
-                str(notebook),
-                str(executed),
-                cwd=str(notebook.parent),
-                kernel_name="python3",
-                progress_bar=False,
-            )
+            try:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(executed),
+                    cwd=str(notebook.parent),
+                    kernel_name="python3",
+                    progress_bar=False,
+                )
+            except papermill.PapermillExecutionError:
+                pass  # every cell ran; _clean() accepts only errors tagged raises-exception
         finally:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        bundle = bundle_path(notebook)
-        info = export_bundle(Store(db), bundle, tag=tag)
         _clean(executed, notebook)
-    print(
-        f"wrote {notebook.name} and {bundle.name} ({info['count']} cached calls)", file=sys.stderr
-    )
+        if not from_bundle:
+            info = export_bundle(Store(db), bundle, tag=tag)
+            print(
+                f"wrote {notebook.name} and {bundle.name} ({info['count']} cached calls)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"wrote {notebook.name} (bundle unchanged)", file=sys.stderr)
     if verify:
         verify_replay(notebook)
     return bundle

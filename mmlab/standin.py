@@ -268,7 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         if fault is not None and fault.kind == "http":
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after else None
-            self._json(fault.status, self._error_body(fault.status), headers)
+            body = self._error_body(fault.status)
+            if fault.status == 401:
+                # The worst case of a careless upstream: it echoes the credential it rejected.
+                body["error"]["message"] = (
+                    f"invalid credentials: {self.headers.get('Authorization', 'none')}"
+                )
+            self._json(fault.status, body, headers)
             return
         if fault is not None and fault.kind == "error200":
             err = self._error_body(fault.status)

@@ -7,6 +7,7 @@ processes (notebooks, CLI sweeps) read while one writes; every write is one shor
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -150,6 +152,16 @@ _INSERT_CALL = (
     f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in CALL_COLUMNS)})"
 )
 _HOST = socket.gethostname()
+HIT_BATCH = 256
+HIT_FLUSH_S = 1.0
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for store in list(_STORES):
+        with contextlib.suppress(Exception):
+            store.flush()
 
 
 class Store:
@@ -158,8 +170,12 @@ class Store:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = self._check_path(Path(path))
         self._local = threading.local()
+        self._pending: list[list[Any]] = []
+        self._pending_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
         self._check_foreign()
         self._migrate()
+        _STORES.add(self)
 
     # --- opening ----------------------------------------------------------------------------
     @staticmethod
@@ -214,7 +230,8 @@ class Store:
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
+        """Write pending hit rows and close this thread's connection."""
+        self.flush()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -278,7 +295,16 @@ class Store:
         raise StorageError(f"db {self.path} stayed locked")  # pragma: no cover
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read rows (autocommit read; WAL gives a consistent snapshot)."""
+        """Read rows (autocommit read; WAL gives a consistent snapshot).
+
+        Pending hit rows are written first, so a read always sees every call made so far.
+        """
+        if self._pending:
+            self.flush()
+        return self._read(sql, args)
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # reads of the cache (not the log) need not wait for queued hit rows
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
@@ -287,7 +313,7 @@ class Store:
     # --- cache ------------------------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:
         """The cached reply for `key`, or None."""
-        rows = self.query("SELECT response FROM cache WHERE key = ?", (key,))
+        rows = self._read("SELECT response FROM cache WHERE key = ?", (key,))
         return json.loads(rows[0][0]) if rows else None
 
     def cache_get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -297,7 +323,7 @@ class Store:
         for i in range(0, len(keys), 900):
             chunk = keys[i : i + 900]
             marks = ",".join("?" * len(chunk))
-            for key, response in self.query(
+            for key, response in self._read(
                 f"SELECT key, response FROM cache WHERE key IN ({marks})", chunk
             ):
                 found[key] = json.loads(response)
@@ -305,12 +331,12 @@ class Store:
 
     def cache_candidates(self, endpoint: str, model: str) -> list[str]:
         """Stored key material of one endpoint and model, for explaining replay misses."""
-        rows = self.query(
+        rows = self._read(
             "SELECT request FROM cache WHERE endpoint = ? AND model = ? LIMIT 5000",
             (endpoint, model),
         )
         if not rows:
-            rows = self.query("SELECT request FROM cache LIMIT 5000")
+            rows = self._read("SELECT request FROM cache LIMIT 5000")
         return [r[0] for r in rows]
 
     # --- the log ----------------------------------------------------------------------------
@@ -323,14 +349,64 @@ class Store:
     ) -> None:
         """Write one call row, and its cache row and reservation release, atomically."""
 
+        pending = self._take_pending()
+
         def txn(db: sqlite3.Connection) -> None:
+            if pending:
+                db.executemany(_INSERT_CALL, pending)
             if cache_row is not None:
                 db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", cache_row)
             db.execute(_INSERT_CALL, [call.get(c) for c in CALL_COLUMNS])
             if release is not None:
                 db.execute("DELETE FROM reservations WHERE id = ?", (release,))
 
-        self.write(txn)
+        try:
+            self.write(txn)
+        except BaseException:
+            self._restore_pending(pending)
+            raise
+
+    # --- cache-hit rows: written behind -----------------------------------------------------
+    # A hit spends nothing, and a commit per hit would cost several times the lookup itself.
+    # Hit rows are therefore written in batches: when HIT_BATCH are waiting, with the next
+    # paid call's transaction, before any read of the log, after HIT_FLUSH_S seconds, and at
+    # exit. A hard crash can lose at most the last unflushed hits — never a paid call, never
+    # a cache entry.
+    def record_hit(self, call: dict[str, Any]) -> None:
+        """Queue the log row of a cache hit."""
+        row = [call.get(c) for c in CALL_COLUMNS]
+        with self._pending_lock:
+            self._pending.append(row)
+            full = len(self._pending) >= HIT_BATCH
+            if not full and self._timer is None:
+                self._timer = threading.Timer(HIT_FLUSH_S, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if full:
+            self.flush()
+
+    def _take_pending(self) -> list[list[Any]]:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        return pending
+
+    def _restore_pending(self, rows: list[list[Any]]) -> None:
+        if rows:
+            with self._pending_lock:
+                self._pending[:0] = rows
+
+    def flush(self) -> None:
+        """Write queued hit rows now."""
+        rows = self._take_pending()
+        if rows:
+            try:
+                self.write(lambda db: db.executemany(_INSERT_CALL, rows))
+            except BaseException:
+                self._restore_pending(rows)
+                raise
 
     def record_many(self, calls: Sequence[dict[str, Any]]) -> None:
         """Write many call rows (e.g. a sweep's cache hits) in one transaction."""
@@ -417,7 +493,7 @@ class Store:
     # --- price tables -----------------------------------------------------------------------
     def price_get(self, source: str) -> tuple[float, str] | None:
         """(fetched time, body) of a stored price table."""
-        rows = self.query("SELECT fetched, body FROM prices WHERE source = ?", (source,))
+        rows = self._read("SELECT fetched, body FROM prices WHERE source = ?", (source,))
         return (rows[0][0], rows[0][1]) if rows else None
 
     def price_put(self, source: str, body: str) -> None:

@@ -508,6 +508,7 @@ class Sweep:
         progress: bool | Callable[[int, int], None] = True,
         retry_errors: bool = False,
         max_calls: int | None = None,
+        stream: bool = False,
     ) -> SweepResult:
         """Run the cells that have no result yet (see the module docstring).
 
@@ -523,6 +524,7 @@ class Sweep:
                 progress=progress,
                 retry_errors=retry_errors,
                 max_calls=max_calls,
+                stream=stream,
             )
         )
 
@@ -534,8 +536,9 @@ class Sweep:
         progress: bool | Callable[[int, int], None] = True,
         retry_errors: bool = False,
         max_calls: int | None = None,
+        stream: bool = False,
     ) -> SweepResult:
-        """Async `run`."""
+        """Async `run`. `stream=True` streams every call (TTFT is then measured)."""
         from .config import resolve_budget
 
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -600,7 +603,9 @@ class Sweep:
             while not stop.is_set():
                 inflight += 1
                 try:
-                    result = await self.lab.send(cell.call, throttle=throttle, limits=limits)
+                    result = await self.lab.send(
+                        cell.call, stream=stream, throttle=throttle, limits=limits
+                    )
                 except BudgetExceeded as exc:
                     inflight -= 1
                     if inflight == 0:

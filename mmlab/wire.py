@@ -53,23 +53,26 @@ class Num:
 
     def check(self, name: str, value: Any) -> int | float:
         """Return the value normalised (ints for int params, floats for float params)."""
-        bad = RequestError(f"{name} must be {self.describe()}; got {value!r}", field=name)
+
+        def bad() -> RequestError:
+            return RequestError(f"{name} must be {self.describe()}; got {value!r}", field=name)
+
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
+            raise bad()
         if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-            raise bad
+            raise bad()
         if self.kind is int:
             if isinstance(value, float):
                 if not value.is_integer():
-                    raise bad
+                    raise bad()
                 value = int(value)
         else:
             # 1 and 1.0 must be one cache key, and the wire must carry one spelling.
             value = float(value)
         if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
-            raise bad
+            raise bad()
         if self.hi is not None and value > self.hi:
-            raise bad
+            raise bad()
         return value
 
 
@@ -310,9 +313,12 @@ def build_body(
     return {"model": model, "messages": messages, **params}
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> str:
     """Sorted-key, compact JSON: the one spelling of a value used for hashing."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(obj)
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import shutil
@@ -209,6 +210,17 @@ def test_child_process_is_gone_after_exit_and_after_sigkill(db):
     assert _wait_for_exit(child)
 
 
+def test_server_outlives_the_thread_and_loop_that_started_it(db):
+    # The server is spawned from a worker thread of an event loop that then closes; it must
+    # stay up for the next call (it is tied to the process, not to that thread).
+    lab = Lab(db=db, quiet=True, cache="off")
+    asyncio.run(lab.achat("first", max_tokens=2))
+    server = lab.endpoint.server
+    pid, starts = server.proc.pid, server.starts
+    lab.chat("second", max_tokens=2)
+    assert server.alive() and server.proc.pid == pid and server.starts == starts
+
+
 def test_serve_local_runs_in_the_foreground():
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmlab", "serve-local"], stdout=subprocess.PIPE, text=True
@@ -229,3 +241,6 @@ def test_serve_local_runs_in_the_foreground():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # serve-local *is* the server (exec), so stopping it leaves nothing listening behind
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/models", timeout=2)

@@ -45,6 +45,7 @@ class PromptExplorer:
     ) -> None:
         self.lab = lab
         wide = W.Layout(width="100%")
+        label = {"description_width": "90px"}
         self.system = W.Textarea(
             value=system,
             placeholder="system prompt (optional)",
@@ -64,18 +65,26 @@ class PromptExplorer:
             step=0.05,
             description="temperature",
             readout_format=".2f",
+            style=label,
         )
         self.top_p = W.FloatSlider(
-            value=top_p, min=0.05, max=1.0, step=0.05, description="top_p", readout_format=".2f"
+            value=top_p,
+            min=0.05,
+            max=1.0,
+            step=0.05,
+            description="top_p",
+            readout_format=".2f",
+            style=label,
         )
         self.max_tokens = W.BoundedIntText(
-            value=max_tokens, min=1, max=1_000_000, description="max_tokens"
+            value=max_tokens, min=1, max=1_000_000, description="max_tokens", style=label
         )
-        self.seed = W.IntText(value=seed, description="seed")
+        self.seed = W.IntText(value=seed, description="seed", style=label)
         self.reasoning = W.Dropdown(
             options=[name for name, _ in REASONING_CHOICES],
             value=reasoning,
             description="reasoning",
+            style=label,
         )
         self.stream = W.Checkbox(value=stream, description="stream", indent=False)
         self.run_button = W.Button(

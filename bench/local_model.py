@@ -1,0 +1,88 @@
+"""The embedded model: tokens/s through mmlab vs bare llama-cpp-python; cold start; RSS.
+
+Same GGUF, same prompt, same settings (greedy, fixed seed, 2 threads). Bare means
+`llama_cpp.Llama.create_chat_completion` in-process; mmlab means `lab.chat` against the
+embedded server (HTTP on loopback, cache off). Best of three generations each.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+PROMPT = "Write a long, detailed story about a dragon who learns to count."
+MAX_TOKENS = 256
+
+BARE = textwrap.dedent(f"""
+    import json, os, time
+    from llama_cpp import Llama
+    from mmlab.local import model_path, N_CTX
+    llm = Llama(model_path=str(model_path()), n_ctx=N_CTX, n_threads=os.cpu_count(),
+                verbose=False)
+    msgs = [{{"role": "user", "content": {PROMPT!r}}}]
+    llm.create_chat_completion(messages=msgs, max_tokens=8)  # warm-up
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        r = llm.create_chat_completion(messages=msgs, max_tokens={MAX_TOKENS}, temperature=0.0,
+                                       seed=1)
+        n = r["usage"]["completion_tokens"]
+        best = max(best, n / (time.perf_counter() - t))
+    print(json.dumps({{"tokens_per_s": best, "tokens": n}}))
+""")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> dict[str, float]:
+    from mmlab import Lab
+    from mmlab.local import LocalServer, model_id, model_path
+
+    path = model_path()
+    starts = []
+    for _ in range(3):
+        server = LocalServer(path, model_id(path))
+        started = time.perf_counter()
+        server.ensure()
+        starts.append(time.perf_counter() - started)
+        server.stop()
+    bare = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", BARE], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    lab = Lab(db=Path(tempfile.mkdtemp()) / "local.db", cache="off", quiet=True)
+    lab.chat("hi", max_tokens=4)  # start the server; warm-up
+    best = 0.0
+    for _ in range(3):
+        r = lab.chat(PROMPT, max_tokens=MAX_TOKENS, temperature=0.0, seed=1)
+        best = max(best, r.usage.completion_tokens / r.latency_s)
+    server_rss = rss_mib(lab.endpoint.server.proc.pid)
+    ratio = best / bare["tokens_per_s"]
+    print(
+        f"embedded model: {best:.1f} tokens/s through mmlab vs {bare['tokens_per_s']:.1f} "
+        f"bare llama-cpp-python = {ratio:.2f}x (goal >= 0.9x); server cold start "
+        f"{statistics.median(starts):.2f} s (median of 3); server RSS {server_rss:.0f} MiB"
+    )
+    return {
+        "mmlab_tokens_per_s": best,
+        "bare_tokens_per_s": bare["tokens_per_s"],
+        "ratio": ratio,
+        "cold_start_s": statistics.median(starts),
+        "server_rss_mib": server_rss,
+    }
+
+
+if __name__ == "__main__":
+    main()

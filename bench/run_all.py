@@ -1,0 +1,171 @@
+"""`make bench`: run every benchmark and write bench/RESULTS.md (machine, date, versions).
+
+Each script prints the ratios it measured in this one run; nothing here is a timed test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import os
+import platform
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import cache_hit  # noqa: E402
+import client_cpu  # noqa: E402
+import local_model  # noqa: E402
+import memory  # noqa: E402
+import startup_and_log  # noqa: E402
+import sweep_bench  # noqa: E402
+
+
+def _version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = (
+            next(
+                int(x.split()[1])
+                for x in Path("/proc/meminfo").read_text().splitlines()
+                if x.startswith("MemTotal")
+            )
+            / 2**20
+        )
+    except (OSError, StopIteration):
+        mem = float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.platform()}"
+
+
+def main() -> None:
+    results = {}
+    for name, mod in [
+        ("client", client_cpu),
+        ("cache", cache_hit),
+        ("sweep", sweep_bench),
+        ("startup", startup_and_log),
+        ("memory", memory),
+        ("local", local_model),
+    ]:
+        print(f"\n== {name} ==", flush=True)
+        results[name] = mod.main()
+    c, h, s, st, m, lo = (
+        results[k] for k in ("client", "cache", "sweep", "startup", "memory", "local")
+    )
+    raw, lite, mm = (c[k]["cpu_ms_per_call"] for k in ("raw httpx", "litellm", "mmlab"))
+    rows = [
+        (
+            "client CPU per call, 2,000 calls @64, cache off",
+            f"mmlab {mm:.2f} ms · raw httpx {raw:.2f} · "
+         f"openai {c['openai SDK']['cpu_ms_per_call']:.2f}"
+            f" · litellm {lite:.2f}",
+            f"{mm / raw:.2f}x raw httpx, {mm / lite:.2f}x litellm",
+            "≤ 1.2x raw, < 0.5x litellm",
+            mm / raw <= 1.2 and mm / lite < 0.5,
+        ),
+        (
+            "calls/s (same run)",
+            " · ".join(f"{k} {v['calls_per_s']:.0f}" for k, v in c.items()),
+            "",
+            "",
+            None,
+        ),
+        (
+            "cache hit (lab.chat, result + log row)",
+            f"{h['mmlab_hit_us']:.1f} µs · bare lookup {h['bare_us']:.1f} · diskcache "
+            f"{h['diskcache_us']:.1f}",
+            f"{h['ratio_vs_bare']:.1f}x bare lookup",
+            "≤ 4x",
+            h["ratio_vs_bare"] <= 4,
+        ),
+        (
+            "replay 10,000-cell sweep into res.df",
+            f"{s['sweep_replay_10k']['seconds']:.2f} s ({s['sweep_replay_10k']['us_per_cell']:.0f} "
+            "µs/cell)",
+            "",
+            "≤ 1 s",
+            s["sweep_replay_10k"]["seconds"] <= 1,
+        ),
+        (
+            "1,000 cells @50 vs 200 ms server",
+            f"{s['sweep_concurrency_1k']['seconds']:.2f} s vs ideal 4.0 s",
+            f"{s['sweep_concurrency_1k']['ratio']:.2f}x",
+            "≤ 1.1x",
+            s["sweep_concurrency_1k"]["ratio"] <= 1.1,
+        ),
+        (
+            "import mmlab / from mmlab import Lab",
+            f"{st['import_mmlab_s'] * 1000:.0f} ms / {st['import_lab_s'] * 1000:.0f} ms",
+            "",
+            "≤ 300 ms",
+            st["import_lab_s"] <= 0.3,
+        ),
+        (
+            "usage summary over 1,000,000 calls",
+            ", ".join(
+                f"{k.split('_')[2]} {v:.2f} s" for k, v in st.items() if k.startswith("summary")
+            ),
+            "",
+            "≤ 1 s",
+            max(v for k, v in st.items() if k.startswith("summary")) <= 1,
+        ),
+        (
+            "peak RSS replaying 100,000 cells",
+            f"{m['peak_growth_mib']:.0f} MiB for {m['responses_mib']:.0f} MiB of responses",
+            f"{m['ratio']:.2f}x",
+            "≤ 2x",
+            m["ratio"] <= 2,
+        ),
+        (
+            "embedded model tokens/s (mmlab vs bare llama-cpp-python)",
+            f"{lo['mmlab_tokens_per_s']:.1f} vs {lo['bare_tokens_per_s']:.1f}",
+            f"{lo['ratio']:.2f}x",
+            "≥ 0.9x",
+            lo["ratio"] >= 0.9,
+        ),
+        (
+            "embedded server cold start / RSS",
+            f"{lo['cold_start_s']:.2f} s / {lo['server_rss_mib']:.0f} MiB",
+            "",
+            "",
+            None,
+        ),
+    ]
+    versions = ", ".join(
+        f"{p} {_version(p)}"
+        for p in ("mmlab", "httpx", "openai", "litellm", "llama_cpp_python", "pandas", "diskcache")
+    )
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} by `make bench` on {_machine()}.",
+        f"Python {platform.python_version()}; {versions}.",
+        "",
+        "Each figure comes from one run of `bench/run_all.py`; ratios compare figures measured "
+        "in that same run. Scripts: `bench/*.py`.",
+        "",
+        "| measure | figures | ratio | goal | met |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures, ratio, goal, met in rows:
+        mark = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {name} | {figures} | {ratio} | {goal} | {mark} |")
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
