@@ -255,10 +255,19 @@ def _notebook_tag(name: str) -> str:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Re-execute a notebook live and rewrite its bundle and outputs."""
+    import yaml
+
     from .record import record_notebook
 
+    parameters = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            print(f"mmlab: error: --param takes NAME=VALUE; got {item!r}", file=sys.stderr)
+            return 2
+        parameters[key] = yaml.safe_load(value)  # 3 → int, [1, 2] → list, text → str
     for nb in args.notebooks:
-        record_notebook(nb, cache=args.cache, from_bundle=args.from_bundle)
+        record_notebook(nb, cache=args.cache, from_bundle=args.from_bundle, parameters=parameters)
     return 0
 
 
@@ -324,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("record", help="re-run notebooks live; rewrite their bundles and outputs")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--cache", choices=["use", "refresh"], default="use")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a parameters-cell value (YAML), e.g. -p MAX_TOKENS=[64,256]",
+    )
     p.add_argument(
         "--from-bundle",
         action="store_true",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import math
 import sys
@@ -38,7 +37,7 @@ from .result import Result
 from .retry import RetryPolicy
 from .runner import run_sync
 from .store import Store, new_id, tag_filter
-from .wire import Delta, build_body, canonical_json, check_messages, check_params
+from .wire import Delta, build_body, canonical_json, check_messages, check_params, is_truncated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,25 +50,46 @@ PRICE_TTL_S = 24 * 3600
 FALLBACK_MAX_COMPLETION = 40_000  # M1's max output on OpenRouter per mirrors (reference §6.4)
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """A validated request, ready to be looked up or sent."""
 
     body: dict[str, Any]
-    material: dict[str, Any]
+    """The wire body (shared by the repeats of one request)."""
+    endpoint: str
+    """The endpoint's stable identity."""
     key: str
+    """The cache key (see `mmlab.cachekey`)."""
     sample: int
+    """Sample index."""
     tag: str | None
+    """Log tag."""
+    params_json: str
+    """The sampling/reasoning/provider fields as canonical JSON (the log's `params`)."""
+
+    @classmethod
+    def make(cls, endpoint: str, body: dict[str, Any], sample: int, tag: str | None,
+             params_json: str | None = None) -> Call:
+        """Compute the key; `params_json` may be passed in when many calls share it."""
+        material = cachekey.key_material(endpoint, body, sample)
+        if params_json is None:
+            params_json = canonical_json(params_of(body))
+        return cls(body, endpoint, cachekey.cache_key(material), sample, tag, params_json)
+
+    @property
+    def material(self) -> dict[str, Any]:
+        """What the key is made of (derived on demand: sweeps hold many calls)."""
+        return cachekey.key_material(self.endpoint, self.body, self.sample)
 
     @property
     def params(self) -> dict[str, Any]:
-        """The sampling/reasoning/provider fields (what the log's `params` column holds)."""
-        return {k: v for k, v in self.body.items() if k not in ("model", "messages")}
+        """The sampling/reasoning/provider fields."""
+        return params_of(self.body)
 
-    @functools.cached_property
-    def params_json(self) -> str:
-        """`params` as canonical JSON (computed once: every log row of this call uses it)."""
-        return canonical_json(self.params)
+
+def params_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A body's fields other than model and messages."""
+    return {k: v for k, v in body.items() if k not in ("model", "messages")}
 
 
 class Lab:
@@ -174,14 +194,7 @@ class Lab:
             raise RequestError("pass stream= to chat(), not as a parameter", "stream")
         messages = check_messages(prompt, system)
         body = build_body(self.model, messages, check_params(params))
-        material = cachekey.key_material(self.endpoint.identity, body, sample)
-        return Call(
-            body,
-            material,
-            cachekey.cache_key(material),
-            sample,
-            tag if tag is not None else self.tag,
-        )
+        return Call.make(self.endpoint.identity, body, sample, tag if tag is not None else self.tag)
 
     def chat(
         self,
@@ -233,14 +246,14 @@ class Lab:
         """
         if self.cache_mode in ("off", "refresh"):
             return None
-        started = time.perf_counter()
         rec = self.store.cache_get(call.key)
         if rec is None:
             if self.cache_mode == "replay":
                 raise self._miss(call)
             return None
         result = Result.from_record(rec, cache_key=call.key, sample=call.sample, call_id=new_id())
-        self.store.record_hit(self._row(call, result, "hit", time.perf_counter() - started))
+        self.store.record_hit(self._row(call, rec, status="hit", call_id=result.call_id,
+                                        saved=result.saved_usd))
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
                 if text:
@@ -322,6 +335,7 @@ class Lab:
         )
         if result.model is None or self.endpoint.kind == "local":
             result.model = self.model
+        rec = result.record()
         cache_row = None
         if self.cache_mode != "off" and result.finish_reason is not None:
             cache_row = (
@@ -330,12 +344,13 @@ class Lab:
                 self.model,
                 call.sample,
                 canonical_json(call.material),
-                json.dumps(result.record()),
+                json.dumps(rec),
                 result.created,
             )
         try:
             self.store.record(
-                self._row(call, result, status, latency, stats),
+                self._row(call, rec, status=status, call_id=result.call_id,
+                          spent=result.spent_usd, retries=stats.retries),
                 cache_row=cache_row,
                 release=reservation,
             )
@@ -429,41 +444,42 @@ class Lab:
         return self.store.spent(tag if tag is not None else self.tag)
 
     # --- the log ------------------------------------------------------------------------------
-    def _row(
-        self,
-        call: Call,
-        result: Result,
-        status: str,
-        latency: float,
-        stats: CallStats | None = None,
-    ) -> dict[str, Any]:
+    def _row(self, call: Call, rec: Mapping[str, Any], *, status: str, call_id: str | None,
+             spent: float = 0.0, saved: float = 0.0, retries: int = 0) -> dict[str, Any]:
+        """A log row from a response record (`Result.record()` or a cache entry).
+
+        Latency, TTFT and cost describe how the response was produced (on a hit, the
+        original call's figures); `spent`/`saved` describe this call.
+        """
+        usage = rec.get("usage") or {}
+        content = rec.get("content") or ""
         return {
-            "call_id": result.call_id,
+            "call_id": call_id,
             "ts": time.time(),
             "tag": call.tag,
             "cache_key": call.key,
             "cache_status": status,
             "endpoint": self.endpoint.identity,
             "model": self.model,
-            "provider": result.provider,
-            "generation_id": result.generation_id,
+            "provider": rec.get("provider"),
+            "generation_id": rec.get("generation_id"),
             "sample": call.sample,
             "params": call.params_json,
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
-            "reasoning_tokens": result.usage.reasoning_tokens,
-            "cached_tokens": result.usage.cached_tokens,
-            "cost_usd": result.cost_usd,
-            "spent_usd": result.spent_usd,
-            "saved_usd": result.saved_usd,
-            "cost_source": result.cost_source,
-            "price_ref": result.price_ref,
-            "latency_s": result.latency_s if status == "hit" else latency,
-            "ttft_s": result.ttft_s,
-            "finish_reason": result.finish_reason,
-            "truncated": int(result.truncated),
-            "reasoning_mode": result.reasoning_mode,
-            "retries": stats.retries if stats else 0,
+            "prompt_tokens": usage.get("prompt_tokens", 0),
+            "completion_tokens": usage.get("completion_tokens", 0),
+            "reasoning_tokens": usage.get("reasoning_tokens", 0),
+            "cached_tokens": usage.get("cached_tokens", 0),
+            "cost_usd": rec.get("cost_usd"),
+            "spent_usd": spent,
+            "saved_usd": saved,
+            "cost_source": rec.get("cost_source"),
+            "price_ref": rec.get("price_ref"),
+            "latency_s": rec.get("latency_s"),
+            "ttft_s": rec.get("ttft_s"),
+            "finish_reason": rec.get("finish_reason"),
+            "truncated": int(is_truncated(rec.get("finish_reason"), content)),
+            "reasoning_mode": rec.get("reasoning_mode"),
+            "retries": retries,
             "status": 200,
         }
 

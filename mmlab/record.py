@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .bundle import export_bundle
 from .config import OPENROUTER_URL
@@ -65,11 +66,13 @@ def record_notebook(
     cache: str = "use",
     verify: bool = True,
     from_bundle: bool = False,
+    parameters: dict[str, Any] | None = None,
 ) -> Path:
     """Execute `path` live, rewrite it with outputs, write its bundle; returns the bundle.
 
     `from_bundle=True` re-executes from the existing bundle instead (replay: no network, the
-    bundle is kept): how outputs are refreshed after the analysis code changes.
+    bundle is kept): how outputs are refreshed after the analysis code changes. `parameters`
+    override the notebook's ``parameters`` cell (papermill injects them after it).
     """
     import papermill
 
@@ -97,6 +100,7 @@ def record_notebook(
                     cwd=str(notebook.parent),
                     kernel_name="python3",
                     progress_bar=False,
+                    parameters=parameters or {},
                 )
             except papermill.PapermillExecutionError:
                 pass  # every cell ran; _clean() accepts only errors tagged raises-exception

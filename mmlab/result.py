@@ -6,10 +6,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .wire import Reply, Usage
+from .wire import Reply, Usage, is_truncated
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """One model answer, fresh or from the cache.
 
@@ -67,7 +67,7 @@ class Result:
     @property
     def truncated(self) -> bool:
         """Stopped by the token limit with an empty answer: thinking ate the budget."""
-        return self.finish_reason == "length" and not self.content.strip()
+        return is_truncated(self.finish_reason, self.content)
 
     def __repr__(self) -> str:
         hit = "hit" if self.cache_hit else "miss"

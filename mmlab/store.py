@@ -329,6 +329,17 @@ class Store:
                 found[key] = json.loads(response)
         return found
 
+    def cache_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of `keys` have a cached reply (without reading the replies)."""
+        keys = list(keys)
+        found: set[str] = set()
+        for i in range(0, len(keys), 900):
+            chunk = keys[i : i + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(k for (k,) in self._read(
+                f"SELECT key FROM cache WHERE key IN ({marks})", chunk))
+        return found
+
     def cache_candidates(self, endpoint: str, model: str) -> list[str]:
         """Stored key material of one endpoint and model, for explaining replay misses."""
         rows = self._read(

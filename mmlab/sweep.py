@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cachekey import cache_key, key_material
 from .client import Throttle
 from .errors import APIError, BudgetExceeded, ConfigError, RequestError
 from .result import Result
 from .runner import run_sync
 from .store import new_id, tag_filter
-from .wire import KNOWN_PARAMS, canonical_json, check_messages, check_params
+from .wire import KNOWN_PARAMS, canonical_json, check_messages, check_params, is_truncated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
 #: Prior share of max_tokens a reasoning model spends, before the log has observations.
 #: Reasoning models often run close to their budget (M1's RL responses pass 20K tokens).
 PRIOR_COMPLETION_SHARE = 0.6
+HIT_CHUNK = 2000
 
 
 # --- parameter spaces --------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def random_(*, n: int, seed: int = 0, **axes: Any) -> Space:
 
 
 # --- cells ---------------------------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)
 class Cell:
     """One request of a sweep."""
 
@@ -341,6 +341,8 @@ class Sweep:
         from .lab import Call
 
         identity = self.lab.endpoint.identity
+        checked = [check_params({**self.fixed, **point}) for point in self.points]
+        params_json = [canonical_json(p) for p in checked]
         cells: list[Cell] = []
         for prow in self.prompts.to_dict("records"):
             system = prow.get("system")
@@ -348,15 +350,12 @@ class Sweep:
                 prow["prompt"], system if isinstance(system, str) else self.system
             )
             extra = {k: v for k, v in prow.items() if k not in ("prompt", "prompt_id")}
-            for point in self.points:
-                params = check_params({**self.fixed, **point})
+            prompt_id = str(prow["prompt_id"])
+            for point, params, pj in zip(self.points, checked, params_json, strict=True):
                 body = {"model": self.lab.model, "messages": messages, **params}
                 for sample in range(self.repeats):
-                    material = key_material(identity, body, sample)
-                    call = Call(body, material, cache_key(material), sample, self.tag)
-                    cells.append(
-                        Cell(len(cells), str(prow["prompt_id"]), point, sample, call, extra)
-                    )
+                    call = Call.make(identity, body, sample, self.tag, pj)
+                    cells.append(Cell(len(cells), prompt_id, point, sample, call, extra))
         return cells
 
     def __len__(self) -> int:
@@ -369,10 +368,9 @@ class Sweep:
         )
 
     # --- status -------------------------------------------------------------------------------
-    def _status(self) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """(cached replies by key, last error by key for keys with no success)."""
-        keys = [c.call.key for c in self.cells]
-        cached = self.lab.store.cache_get_many(keys)
+    def _status(self) -> tuple[set[str], dict[str, str]]:
+        """(keys with a cached reply, last error by key for keys with no success)."""
+        cached = self.lab.store.cache_keys(c.call.key for c in self.cells)
         where, args = tag_filter("tag", self.tag)
         errors: dict[str, str] = {}
         rows = self.lab.store.query(
@@ -383,12 +381,10 @@ class Sweep:
         for key, error, error_type in rows:
             if key in cached:
                 continue
-            if error is None:
-                errors.pop(key, None)
-            elif error_type != "cancelled":  # an interrupted cell was never really tried
-                errors[key] = error
+            if error is None or error_type == "cancelled":
+                errors.pop(key, None)  # an interrupted cell was never really tried
             else:
-                errors.pop(key, None)
+                errors[key] = error
         return cached, errors
 
     def plan(self) -> pd.DataFrame:
@@ -552,24 +548,35 @@ class Sweep:
         started = time.perf_counter()
         stats = RunStats(cells=len(self.cells), lowest_concurrency=concurrency)
         cached, errors = self._status()
-        results: dict[int, Result] = {}
+        done = _Columns(len(self.cells))
         failures: dict[int, str] = {}
-        hit_rows = []
+        hits: list[Cell] = []
         todo: list[Cell] = []
         for c in self.cells:
-            rec = cached.get(c.call.key)
-            if rec is not None:
-                r = Result.from_record(rec, cache_key=c.call.key, sample=c.sample, call_id=new_id())
-                results[c.index] = r
-                hit_rows.append(self.lab._row(c.call, r, "hit", 0.0))
+            if c.call.key in cached:
+                hits.append(c)
             elif c.call.key in errors and not retry_errors:
                 failures[c.index] = errors[c.call.key]
             elif retry_errors and c.call.key not in errors:
                 continue  # retry_errors reruns failed cells only
             else:
                 todo.append(c)
-        self.lab.store.record_many(hit_rows)  # every cell served is a logged call
-        stats.hits = len(hit_rows)
+        # Cached cells in chunks: the parsed replies and log rows of one chunk at a time are
+        # alive, not those of the whole sweep (100,000 cells would otherwise need GBs).
+        for i in range(0, len(hits), HIT_CHUNK):
+            chunk = hits[i : i + HIT_CHUNK]
+            replies = self.lab.store.cache_get_many(c.call.key for c in chunk)
+            rows = []
+            for c in chunk:
+                rec = replies.get(c.call.key)
+                if rec is None:  # cleared meanwhile: call it after all
+                    todo.append(c)
+                    continue
+                done.put(c.index, rec, hit=True, spent=0.0)
+                rows.append(self.lab._row(c.call, rec, status="hit", call_id=new_id(),
+                                          saved=rec.get("cost_usd") or 0.0))
+            self.lab.store.record_many(rows)  # every cell served is a logged call
+            stats.hits += len(rows)
         stats.skipped_errors = len(failures)
         if max_calls is not None:
             todo, held_back = todo[:max_calls], todo[max_calls:]
@@ -649,7 +656,7 @@ class Sweep:
                     stats.succeeded += 1
                     stats.retries += r.retries
                     stats.spent_usd += r.spent_usd
-                    results[cell.index] = r
+                    done.put(cell.index, r.record(), hit=False, spent=r.spent_usd)
                     failures.pop(cell.index, None)
                 stats.lowest_concurrency = min(stats.lowest_concurrency, throttle.lowest)
                 bar.update(1)
@@ -673,86 +680,38 @@ class Sweep:
             stats.rate_limited = throttle.throttled
             stats.seconds = time.perf_counter() - started
             bar.close()
-        left = [c for c in self.cells if c.index not in results and c.index not in failures]
+        left = [c for c in self.cells if not done.done[c.index] and c.index not in failures]
         stats.remaining = len(left)
         if held_back and not stats.stopped:
             stats.stopped = f"max_calls={max_calls} reached"
         if left:
             stats.remaining_forecast = await self._forecast(left, 0, 0)
-        res = SweepResult(self, self._frame(results, failures), stats)
+        res = SweepResult(self, self._frame(done, failures), stats)
         if stats.stopped and progress is True:
             print(f"mmlab sweep {self.name}: {stats}", file=sys.stderr)
         return res
 
     # --- results ------------------------------------------------------------------------------
-    def _frame(self, results: Mapping[int, Result], failures: Mapping[int, str]) -> pd.DataFrame:
+    def _frame(self, done: _Columns, failures: Mapping[int, str]) -> pd.DataFrame:
+        # Built from preallocated arrays, column by column: objects per row (dicts, Results)
+        # would cost more memory than the answers themselves.
         import pandas as pd
 
-        rows = []
-        for c in self.cells:
-            r = results.get(c.index)
-            row: dict[str, Any] = {
-                "cell": c.index,
-                "prompt_id": c.prompt_id,
-                **c.row,
-                **_flat(c.point),
-                "sample": c.sample,
-            }
-            if r is not None:
-                u = r.usage
-                row.update(
-                    content=r.content,
-                    reasoning=r.reasoning,
-                    prompt_tokens=u.prompt_tokens,
-                    completion_tokens=u.completion_tokens,
-                    reasoning_tokens=u.reasoning_tokens,
-                    answer_tokens=u.answer_tokens,
-                    cached_tokens=u.cached_tokens,
-                    cost_usd=r.cost_usd,
-                    cost_source=r.cost_source,
-                    spent_usd=r.spent_usd,
-                    latency_s=r.latency_s,
-                    ttft_s=r.ttft_s,
-                    finish_reason=r.finish_reason,
-                    truncated=r.truncated,
-                    cache_hit=r.cache_hit,
-                    provider=r.provider,
-                    reasoning_mode=r.reasoning_mode,
-                    error=None,
-                )
-            else:
-                row.update(error=failures.get(c.index, "not run"))
-            row["cache_key"] = c.call.key
-            rows.append(row)
-        df = pd.DataFrame(rows)
-        for col in (
-            "content",
-            "reasoning",
-            "finish_reason",
-            "cost_source",
-            "provider",
-            "reasoning_mode",
-        ):
-            if col not in df:
-                df[col] = None
-        for col in (
-            "prompt_tokens",
-            "completion_tokens",
-            "reasoning_tokens",
-            "answer_tokens",
-            "cached_tokens",
-        ):
-            df[col] = (
-                df[col].astype("Int64") if col in df else pd.array([None] * len(df), dtype="Int64")
-            )
-        for col in ("cost_usd", "spent_usd", "latency_s", "ttft_s"):
-            df[col] = df[col].astype(float) if col in df else float("nan")
-        for col in ("truncated", "cache_hit"):
-            df[col] = (
-                df[col].astype("boolean")
-                if col in df
-                else pd.array([None] * len(df), dtype="boolean")
-            )
+        cells = self.cells
+        cols: dict[str, Any] = {"cell": [c.index for c in cells],
+                                "prompt_id": [c.prompt_id for c in cells]}
+        for name in self.prompts.columns:
+            if name not in ("prompt", "prompt_id"):
+                cols[name] = [c.row.get(name) for c in cells]
+        flat = [_flat(c.point) for c in cells]
+        for name in dict.fromkeys(k for f in flat for k in f):
+            cols[name] = [f.get(name) for f in flat]
+        cols["sample"] = [c.sample for c in cells]
+        cols.update(done.frame_columns())
+        cols["error"] = [None if done.done[c.index] else failures.get(c.index, "not run")
+                         for c in cells]
+        cols["cache_key"] = [c.call.key for c in cells]
+        df = pd.DataFrame(cols)
         if self.scorer is not None:
             df["score"] = [
                 None if row["error"] is not None else _score(self.scorer, row)
@@ -760,6 +719,62 @@ class Sweep:
             ]
             df["score"] = df["score"].astype(float)
         return df
+
+
+class _Columns:
+    """A sweep's results as preallocated column arrays, filled cell by cell."""
+
+    TEXT = ("content", "reasoning", "cost_source", "finish_reason", "provider", "reasoning_mode")
+    TOKENS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+    NUMBERS = ("cost_usd", "spent_usd", "latency_s", "ttft_s")
+
+    def __init__(self, n: int) -> None:
+        import numpy as np
+
+        self.done = np.zeros(n, dtype=bool)
+        self.hit = np.zeros(n, dtype=bool)
+        self.text = {k: np.full(n, None, dtype=object) for k in self.TEXT}
+        self.tokens = {k: np.zeros(n, dtype=np.int64) for k in self.TOKENS}
+        self.numbers = {k: np.full(n, np.nan) for k in self.NUMBERS}
+
+    def put(self, i: int, rec: Mapping[str, Any], *, hit: bool, spent: float) -> None:
+        """Store one response record (`Result.record()` or a cache entry) for cell `i`."""
+        self.done[i], self.hit[i] = True, hit
+        usage = rec.get("usage") or {}
+        for k in self.TOKENS:
+            self.tokens[k][i] = usage.get(k) or 0
+        for k in self.TEXT:
+            self.text[k][i] = rec.get(k)
+        for k, v in (("cost_usd", rec.get("cost_usd")), ("spent_usd", spent),
+                     ("latency_s", rec.get("latency_s")), ("ttft_s", rec.get("ttft_s"))):
+            if v is not None:
+                self.numbers[k][i] = v
+
+    def frame_columns(self) -> dict[str, Any]:
+        """The result columns, in res.df order, with missing cells as <NA>/NaN/None."""
+        import numpy as np
+        import pandas as pd
+
+        missing = ~self.done
+        ints = {k: pd.arrays.IntegerArray(v, missing.copy()) for k, v in self.tokens.items()}
+        answer = np.maximum(self.tokens["completion_tokens"] - self.tokens["reasoning_tokens"], 0)
+        truncated = np.array([is_truncated(f, c) for f, c in
+                              zip(self.text["finish_reason"], self.text["content"],
+                                  strict=True)], dtype=bool)
+        return {
+            "content": self.text["content"], "reasoning": self.text["reasoning"],
+            "prompt_tokens": ints["prompt_tokens"],
+            "completion_tokens": ints["completion_tokens"],
+            "reasoning_tokens": ints["reasoning_tokens"],
+            "answer_tokens": pd.arrays.IntegerArray(answer, missing.copy()),
+            "cached_tokens": ints["cached_tokens"],
+            "cost_usd": self.numbers["cost_usd"], "cost_source": self.text["cost_source"],
+            "spent_usd": self.numbers["spent_usd"], "latency_s": self.numbers["latency_s"],
+            "ttft_s": self.numbers["ttft_s"], "finish_reason": self.text["finish_reason"],
+            "truncated": pd.arrays.BooleanArray(truncated, missing.copy()),
+            "cache_hit": pd.arrays.BooleanArray(self.hit, missing.copy()),
+            "provider": self.text["provider"], "reasoning_mode": self.text["reasoning_mode"],
+        }
 
 
 def _score(scorer: Callable[[Mapping[str, Any]], Any], row: Mapping[str, Any]) -> float | None:

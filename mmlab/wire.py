@@ -322,7 +322,12 @@ def canonical_json(obj: Any) -> str:
 
 
 # --- results ---------------------------------------------------------------------------------
-@dataclass
+def is_truncated(finish_reason: str | None, content: str | None) -> bool:
+    """Stopped by the token limit with an empty answer: thinking ate the whole budget."""
+    return finish_reason == "length" and not (content or "").strip()
+
+
+@dataclass(slots=True)
 class Usage:
     """Token counts of one call. `reasoning_tokens` are *inside* `completion_tokens`."""
 

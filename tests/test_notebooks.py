@@ -135,12 +135,14 @@ def test_record_then_replay_in_a_fresh_clone(tmp_path):
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell(
-                'TAG = "tiny"\nBUNDLE = "tiny.bundle.jsonl.gz"', metadata={"tags": ["parameters"]}
+                'TAG = "tiny"\nBUNDLE = "tiny.bundle.jsonl.gz"\nMAX_TOKENS = 8',
+                metadata={"tags": ["parameters"]},
             ),
             nbformat.v4.new_code_cell(
                 "# NBVAL_CHECK_OUTPUT\nimport mmlab\nlab = mmlab.Lab(tag=TAG, bundle=BUNDLE, "
-                "quiet=True)\nr = lab.chat('Say one word.', max_tokens=8, temperature=0.0, "
-                "seed=3)\nprint(repr(r.content), r.usage.completion_tokens)"
+                "quiet=True)\nr = lab.chat('Say one word.', max_tokens=MAX_TOKENS, "
+                "temperature=0.0, seed=3)\nprint(repr(r.content), r.usage.completion_tokens, "
+                "MAX_TOKENS)"
             ),
         ]
     )
@@ -153,7 +155,7 @@ def test_record_then_replay_in_a_fresh_clone(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMLAB_")}
     env.update(HOME=str(tmp_path / "home-a"), XDG_DATA_HOME=str(tmp_path / "home-a" / "data"))
     rec = subprocess.run(
-        [sys.executable, "-m", "mmlab", "record", str(nbdir / "tiny.ipynb")],
+        [sys.executable, "-m", "mmlab", "record", str(nbdir / "tiny.ipynb"), "-p", "MAX_TOKENS=5"],
         capture_output=True,
         text=True,
         env=env,
@@ -162,8 +164,10 @@ def test_record_then_replay_in_a_fresh_clone(tmp_path):
     assert rec.returncode == 0, rec.stderr[-3000:]
     assert "verified" in rec.stderr
     recorded = nbformat.read(nbdir / "tiny.ipynb", as_version=4)
-    printed = recorded.cells[1].outputs[0]["text"]
-    assert printed.strip() and recorded.cells[1].execution_count == 2
+    injected = recorded.cells[1]  # papermill injects the overrides after the parameters cell
+    assert "injected-parameters" in injected.metadata.get("tags", [])
+    printed = recorded.cells[2].outputs[0]["text"]
+    assert printed.strip().endswith(" 5") and recorded.cells[2].execution_count == 3
     assert "papermill" not in json.dumps(recorded.metadata)
 
     clone = tmp_path / "machine-b" / "study"
