@@ -1,9 +1,10 @@
 """Client CPU per call and calls/s: mmlab vs raw httpx vs the openai SDK vs litellm.
 
 2,000 chat calls at concurrency 64, cache off, against a fast loopback OpenAI-compatible
-server (mmlab's stand-in) running in another process. Each client runs in its own fresh
-process; the figure is that process's CPU time (user + system) for the calls, so the server's
-work is not counted. Clients run interleaved, three rounds; the median is reported.
+server (`bench/fast_server.py`, asyncio) in another process. Each client runs in its own
+fresh process; the figure is that process's CPU time (user + system) for the calls, so the
+server's work is not counted. Clients run interleaved, three rounds; the median is reported.
+Each client is used the way its documentation shows (raw httpx: one AsyncClient).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 CALLS, CONCURRENCY, ROUNDS = 2000, 64, 3
 
@@ -104,11 +106,8 @@ def run_client(name: str, url: str) -> dict[str, float]:
 
 
 def main() -> dict[str, dict[str, float]]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mmlab.standin", "--keepalives", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    fast = Path(__file__).with_name("fast_server.py")
+    server = subprocess.Popen([sys.executable, str(fast)], stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in CLIENTS}

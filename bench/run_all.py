@@ -70,7 +70,7 @@ def main() -> None:
         (
             "client CPU per call, 2,000 calls @64, cache off",
             f"mmlab {mm:.2f} ms · raw httpx {raw:.2f} · "
-         f"openai {c['openai SDK']['cpu_ms_per_call']:.2f}"
+            f"openai {c['openai SDK']['cpu_ms_per_call']:.2f}"
             f" · litellm {lite:.2f}",
             f"{mm / raw:.2f}x raw httpx, {mm / lite:.2f}x litellm",
             "≤ 1.2x raw, < 0.5x litellm",

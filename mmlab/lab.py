@@ -68,8 +68,14 @@ class Call:
     """The sampling/reasoning/provider fields as canonical JSON (the log's `params`)."""
 
     @classmethod
-    def make(cls, endpoint: str, body: dict[str, Any], sample: int, tag: str | None,
-             params_json: str | None = None) -> Call:
+    def make(
+        cls,
+        endpoint: str,
+        body: dict[str, Any],
+        sample: int,
+        tag: str | None,
+        params_json: str | None = None,
+    ) -> Call:
         """Compute the key; `params_json` may be passed in when many calls share it."""
         material = cachekey.key_material(endpoint, body, sample)
         if params_json is None:
@@ -252,8 +258,9 @@ class Lab:
                 raise self._miss(call)
             return None
         result = Result.from_record(rec, cache_key=call.key, sample=call.sample, call_id=new_id())
-        self.store.record_hit(self._row(call, rec, status="hit", call_id=result.call_id,
-                                        saved=result.saved_usd))
+        self.store.record_hit(
+            self._row(call, rec, status="hit", call_id=result.call_id, saved=result.saved_usd)
+        )
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
                 if text:
@@ -347,13 +354,16 @@ class Lab:
                 json.dumps(rec),
                 result.created,
             )
+        row = self._row(
+            call,
+            rec,
+            status=status,
+            call_id=result.call_id,
+            spent=result.spent_usd,
+            retries=stats.retries,
+        )
         try:
-            self.store.record(
-                self._row(call, rec, status=status, call_id=result.call_id,
-                          spent=result.spent_usd, retries=stats.retries),
-                cache_row=cache_row,
-                release=reservation,
-            )
+            self.store.record(row, cache_row=cache_row, release=reservation)
         except BaseException:
             if reservation is not None:
                 with contextlib.suppress(Exception):
@@ -444,8 +454,17 @@ class Lab:
         return self.store.spent(tag if tag is not None else self.tag)
 
     # --- the log ------------------------------------------------------------------------------
-    def _row(self, call: Call, rec: Mapping[str, Any], *, status: str, call_id: str | None,
-             spent: float = 0.0, saved: float = 0.0, retries: int = 0) -> dict[str, Any]:
+    def _row(
+        self,
+        call: Call,
+        rec: Mapping[str, Any],
+        *,
+        status: str,
+        call_id: str | None,
+        spent: float = 0.0,
+        saved: float = 0.0,
+        retries: int = 0,
+    ) -> dict[str, Any]:
         """A log row from a response record (`Result.record()` or a cache entry).
 
         Latency, TTFT and cost describe how the response was produced (on a hit, the
@@ -652,7 +671,8 @@ def usage_summary(store: Store, by: str, tag: str | None = None) -> pd.DataFrame
     import pandas as pd
 
     groups = {
-        "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+        # integer UTC day numbers group far faster than strftime strings; formatted below
+        "day": "CAST(ts / 86400 AS INTEGER)",
         "model": "model",
         "tag": "COALESCE(tag, '')",
         "endpoint": "endpoint",
@@ -680,4 +700,7 @@ def usage_summary(store: Store, by: str, tag: str | None = None) -> pd.DataFrame
         "spent_usd",
         "saved_usd",
     ]
-    return pd.DataFrame.from_records(rows, columns=cols)
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    if by == "day" and len(df):
+        df["day"] = pd.to_datetime(df["day"] * 86400, unit="s", utc=True).dt.strftime("%Y-%m-%d")
+    return df

@@ -158,6 +158,54 @@ def synth_reply(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reply_cost(reply: dict[str, Any]) -> float:
+    """What OpenRouter would bill for a synthetic reply, at M1's list prices."""
+    return reply["prompt_tokens"] * PROMPT_PRICE + reply["completion_tokens"] * COMPLETION_PRICE
+
+
+def usage_object(reply: dict[str, Any], *, with_cost: bool = True) -> dict[str, Any]:
+    """OpenRouter's usage object for a synthetic reply (reasoning inside completion)."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": reply["prompt_tokens"],
+        "completion_tokens": reply["completion_tokens"],
+        "total_tokens": reply["prompt_tokens"] + reply["completion_tokens"],
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reply["reasoning_tokens"]},
+    }
+    if with_cost:
+        usage["cost"] = reply_cost(reply)
+    return usage
+
+
+def completion_object(
+    body: dict[str, Any], choice: dict[str, Any], usage: dict[str, Any], gen_id: str
+) -> dict[str, Any]:
+    """A non-streamed chat completion body."""
+    return {
+        "id": gen_id,
+        "provider": "StandIn",
+        "model": body.get("model"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "choices": [choice],
+        "usage": usage,
+    }
+
+
+def plain_choice(reply: dict[str, Any]) -> dict[str, Any]:
+    """The single choice of a plain (no faults, no leaked <think>) reply."""
+    return {
+        "index": 0,
+        "finish_reason": reply["finish_reason"],
+        "native_finish_reason": reply["finish_reason"],
+        "message": {
+            "role": "assistant",
+            "content": reply["content"],
+            "reasoning": reply["reasoning"] or None,
+        },
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Buffered writes and TCP_NODELAY: headers and body leave together, so a response is not
@@ -315,19 +363,10 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _cost(self, reply: dict[str, Any]) -> float:
-        return reply["prompt_tokens"] * PROMPT_PRICE + reply["completion_tokens"] * COMPLETION_PRICE
+        return reply_cost(reply)
 
     def _usage(self, reply: dict[str, Any]) -> dict[str, Any]:
-        usage: dict[str, Any] = {
-            "prompt_tokens": reply["prompt_tokens"],
-            "completion_tokens": reply["completion_tokens"],
-            "total_tokens": reply["prompt_tokens"] + reply["completion_tokens"],
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": reply["reasoning_tokens"]},
-        }
-        if not self.server.state.omit_cost:
-            usage["cost"] = self._cost(reply)
-        return usage
+        return usage_object(reply, with_cost=not self.server.state.omit_cost)
 
     def _message(self, reply: dict[str, Any]) -> dict[str, Any]:
         if self.server.state.leak_think:
@@ -354,16 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "midstream":
             choice["finish_reason"] = "error"
             choice["error"] = self._error_body(fault.status)["error"]
-        obj = {
-            "id": gen_id,
-            "provider": "StandIn",
-            "model": body.get("model"),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "choices": [choice],
-            "usage": self._usage(reply),
-        }
-        data = json.dumps(obj).encode()
+        data = json.dumps(completion_object(body, choice, self._usage(reply), gen_id)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -336,8 +336,11 @@ class Store:
         for i in range(0, len(keys), 900):
             chunk = keys[i : i + 900]
             marks = ",".join("?" * len(chunk))
-            found.update(k for (k,) in self._read(
-                f"SELECT key FROM cache WHERE key IN ({marks})", chunk))
+            stored = {
+                k for (k,) in self._read(f"SELECT key FROM cache WHERE key IN ({marks})", chunk)
+            }
+            # keep the caller's key objects, not fresh copies from the database
+            found.update(k for k in chunk if k in stored)
         return found
 
     def cache_candidates(self, endpoint: str, model: str) -> list[str]:

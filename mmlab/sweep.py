@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 #: Reasoning models often run close to their budget (M1's RL responses pass 20K tokens).
 PRIOR_COMPLETION_SHARE = 0.6
 HIT_CHUNK = 2000
+LABELS = frozenset({"cost_source", "finish_reason", "provider", "reasoning_mode"})
 
 
 # --- parameter spaces --------------------------------------------------------------------------
@@ -573,8 +574,15 @@ class Sweep:
                     todo.append(c)
                     continue
                 done.put(c.index, rec, hit=True, spent=0.0)
-                rows.append(self.lab._row(c.call, rec, status="hit", call_id=new_id(),
-                                          saved=rec.get("cost_usd") or 0.0))
+                rows.append(
+                    self.lab._row(
+                        c.call,
+                        rec,
+                        status="hit",
+                        call_id=new_id(),
+                        saved=rec.get("cost_usd") or 0.0,
+                    )
+                )
             self.lab.store.record_many(rows)  # every cell served is a logged call
             stats.hits += len(rows)
         stats.skipped_errors = len(failures)
@@ -695,22 +703,33 @@ class Sweep:
     def _frame(self, done: _Columns, failures: Mapping[int, str]) -> pd.DataFrame:
         # Built from preallocated arrays, column by column: objects per row (dicts, Results)
         # would cost more memory than the answers themselves.
+        import numpy as np
         import pandas as pd
 
         cells = self.cells
-        cols: dict[str, Any] = {"cell": [c.index for c in cells],
-                                "prompt_id": [c.prompt_id for c in cells]}
+        n = len(cells)
+
+        def column(values: Any) -> pd.Series:
+            # filled straight into an object array (no list, no string-dtype copy)
+            return pd.Series(np.fromiter(values, dtype=object, count=n), dtype=object, copy=False)
+
+        cols: dict[str, Any] = {
+            "cell": np.arange(n),
+            "prompt_id": column(c.prompt_id for c in cells),
+        }
         for name in self.prompts.columns:
             if name not in ("prompt", "prompt_id"):
-                cols[name] = [c.row.get(name) for c in cells]
-        flat = [_flat(c.point) for c in cells]
-        for name in dict.fromkeys(k for f in flat for k in f):
-            cols[name] = [f.get(name) for f in flat]
-        cols["sample"] = [c.sample for c in cells]
+                cols[name] = pd.Series([c.row.get(name) for c in cells])
+        # cells share their point dicts: flatten each point once, not once per cell
+        flat = {id(p): _flat(p) for p in self.points}
+        for name in dict.fromkeys(k for f in flat.values() for k in f):
+            cols[name] = pd.Series([flat[id(c.point)].get(name) for c in cells])
+        cols["sample"] = np.fromiter((c.sample for c in cells), dtype=np.int64, count=n)
         cols.update(done.frame_columns())
-        cols["error"] = [None if done.done[c.index] else failures.get(c.index, "not run")
-                         for c in cells]
-        cols["cache_key"] = [c.call.key for c in cells]
+        cols["error"] = column(
+            None if done.done[c.index] else failures.get(c.index, "not run") for c in cells
+        )
+        cols["cache_key"] = column(c.call.key for c in cells)
         df = pd.DataFrame(cols)
         if self.scorer is not None:
             df["score"] = [
@@ -725,6 +744,7 @@ class _Columns:
     """A sweep's results as preallocated column arrays, filled cell by cell."""
 
     TEXT = ("content", "reasoning", "cost_source", "finish_reason", "provider", "reasoning_mode")
+
     TOKENS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
     NUMBERS = ("cost_usd", "spent_usd", "latency_s", "ttft_s")
 
@@ -744,9 +764,15 @@ class _Columns:
         for k in self.TOKENS:
             self.tokens[k][i] = usage.get(k) or 0
         for k in self.TEXT:
-            self.text[k][i] = rec.get(k)
-        for k, v in (("cost_usd", rec.get("cost_usd")), ("spent_usd", spent),
-                     ("latency_s", rec.get("latency_s")), ("ttft_s", rec.get("ttft_s"))):
+            v = rec.get(k)
+            # labels like "stop" or "billed" repeat in every row: keep one copy of each
+            self.text[k][i] = sys.intern(v) if isinstance(v, str) and k in LABELS else v
+        for k, v in (
+            ("cost_usd", rec.get("cost_usd")),
+            ("spent_usd", spent),
+            ("latency_s", rec.get("latency_s")),
+            ("ttft_s", rec.get("ttft_s")),
+        ):
             if v is not None:
                 self.numbers[k][i] = v
 
@@ -756,24 +782,36 @@ class _Columns:
         import pandas as pd
 
         missing = ~self.done
+        # Text stays as the Python strings already in memory (object dtype): letting pandas
+        # infer its string dtype would copy every answer and reasoning into a second buffer.
+        text = {k: pd.Series(v, dtype=object, copy=False) for k, v in self.text.items()}
         ints = {k: pd.arrays.IntegerArray(v, missing.copy()) for k, v in self.tokens.items()}
         answer = np.maximum(self.tokens["completion_tokens"] - self.tokens["reasoning_tokens"], 0)
-        truncated = np.array([is_truncated(f, c) for f, c in
-                              zip(self.text["finish_reason"], self.text["content"],
-                                  strict=True)], dtype=bool)
+        truncated = np.array(
+            [
+                is_truncated(f, c)
+                for f, c in zip(self.text["finish_reason"], self.text["content"], strict=True)
+            ],
+            dtype=bool,
+        )
         return {
-            "content": self.text["content"], "reasoning": self.text["reasoning"],
+            "content": text["content"],
+            "reasoning": text["reasoning"],
             "prompt_tokens": ints["prompt_tokens"],
             "completion_tokens": ints["completion_tokens"],
             "reasoning_tokens": ints["reasoning_tokens"],
             "answer_tokens": pd.arrays.IntegerArray(answer, missing.copy()),
             "cached_tokens": ints["cached_tokens"],
-            "cost_usd": self.numbers["cost_usd"], "cost_source": self.text["cost_source"],
-            "spent_usd": self.numbers["spent_usd"], "latency_s": self.numbers["latency_s"],
-            "ttft_s": self.numbers["ttft_s"], "finish_reason": self.text["finish_reason"],
+            "cost_usd": self.numbers["cost_usd"],
+            "cost_source": text["cost_source"],
+            "spent_usd": self.numbers["spent_usd"],
+            "latency_s": self.numbers["latency_s"],
+            "ttft_s": self.numbers["ttft_s"],
+            "finish_reason": text["finish_reason"],
             "truncated": pd.arrays.BooleanArray(truncated, missing.copy()),
             "cache_hit": pd.arrays.BooleanArray(self.hit, missing.copy()),
-            "provider": self.text["provider"], "reasoning_mode": self.text["reasoning_mode"],
+            "provider": text["provider"],
+            "reasoning_mode": text["reasoning_mode"],
         }
 
 
