@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import fill_cache, sample_record
+
 from mmlab import Lab
-from mmlab.result import Result
-from mmlab.wire import Usage, canonical_json
 
 N = 10_000
 
@@ -27,34 +27,8 @@ def main() -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp())
     lab = Lab(base_url="http://127.0.0.1:9/v1", db=tmp / "hits.db", quiet=True)
     calls = [lab.prepare(f"question {i}", max_tokens=64, temperature=0.5) for i in range(N)]
-    record = Result(
-        content="The answer is 42.",
-        reasoning="step " * 60,
-        finish_reason="stop",
-        usage=Usage(40, 180, 160, 0),
-        cost_usd=0.0004,
-        cost_source="billed",
-        latency_s=3.2,
-        model=lab.model,
-    ).record()
-    response = json.dumps(record)
-    lab.store.write(
-        lambda db: db.executemany(
-            "INSERT INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    c.key,
-                    lab.endpoint.identity,
-                    lab.model,
-                    0,
-                    canonical_json(c.material),
-                    response,
-                    0.0,
-                )
-                for c in calls
-            ],
-        )
-    )
+    response = json.dumps(sample_record(lab.model))
+    fill_cache(lab, calls, response)
     keys = [c.key for c in calls]
     conn = sqlite3.connect(tmp / "hits.db")
     dc = diskcache.Cache(str(tmp / "diskcache"))

@@ -7,16 +7,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import fill_cache
+
 from mmlab import Lab, grid
-from mmlab.result import Result
-from mmlab.wire import Usage, canonical_json
 
 
 def replay_10k(tmp: Path) -> dict[str, float]:
@@ -29,32 +28,7 @@ def replay_10k(tmp: Path) -> dict[str, float]:
         tag="bench",
     )
     assert len(sweep) == 10_000
-    rows = []
-    for c in sweep.cells:  # setup: fill the cache directly (what a live run would have left)
-        r = Result(
-            content="The answer is 42.",
-            reasoning="step " * 60,
-            finish_reason="stop",
-            usage=Usage(40, 180, 160, 0),
-            cost_usd=0.0004,
-            cost_source="billed",
-            latency_s=3.2,
-            model=lab.model,
-        )
-        rows.append(
-            (
-                c.call.key,
-                lab.endpoint.identity,
-                lab.model,
-                c.sample,
-                canonical_json(c.call.material),
-                json.dumps(r.record()),
-                r.created,
-            )
-        )
-    lab.store.write(
-        lambda db: db.executemany("INSERT INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    )
+    fill_cache(lab, (c.call for c in sweep.cells))  # what a live run would have left
     replay = Lab(base_url="http://127.0.0.1:9/v1", db=tmp / "replay.db", cache="replay", quiet=True)
     started = time.perf_counter()
     sweep = replay.sweep(

@@ -583,4 +583,4 @@ def serve_forever(port: int | None = None) -> None:
     args = LocalServer(path, alias).command(port or _free_port())
     url = f"http://127.0.0.1:{args[args.index('--port') + 1]}/v1"
     print(f"mmlab: serving {alias} ({path.name}) at {url} — Ctrl-C stops it", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", *args])
+    os.execv(sys.executable, [sys.executable, "-m", "mmlab._llama_child", "0", *args])

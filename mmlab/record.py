@@ -124,6 +124,22 @@ def record_notebook(
     return bundle
 
 
+def nbval_command(*paths: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    """How notebooks are checked (as `make test` does): nbval, lax, in this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        *extra,
+        *map(str, paths),
+    ]
+
+
 def verify_replay(notebook: Path) -> None:
     """Run the notebook under nbval, replaying from its bundle; raise if it does not pass."""
     with tempfile.TemporaryDirectory(prefix="mmlab-verify-") as tmp:
@@ -132,17 +148,7 @@ def verify_replay(notebook: Path) -> None:
             # Replay needs the endpoint's identity, never the key.
             env["MMLAB_BASE_URL"] = OPENROUTER_URL
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--nbval-lax",
-                "--nbval-current-env",
-                str(notebook),
-            ],
+            nbval_command(notebook),
             env=env,
             capture_output=True,
             text=True,

@@ -221,6 +221,31 @@ def test_server_outlives_the_thread_and_loop_that_started_it(db):
     assert server.alive() and server.proc.pid == pid and server.starts == starts
 
 
+def test_settings_in_the_environment_do_not_hijack_the_server(db):
+    # llama.cpp's server reads PORT, HOST, MODEL, API_KEY... from the environment; `make lab
+    # PORT=8888` exports PORT. The embedded server must ignore them.
+    code = textwrap.dedent(f"""
+        from mmlab import Lab
+        lab = Lab(db={str(db)!r}, quiet=True, cache="off")
+        r = lab.chat("hello", max_tokens=3)
+        print(lab.endpoint.server.port, r.usage.completion_tokens)
+    """)
+    env = {
+        **os.environ,
+        "PORT": "1",
+        "HOST": "0.0.0.0",
+        "MODEL": "/nope.gguf",
+        "API_KEY": "would-lock-us-out",
+        "N_CTX": "bogus",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    port, tokens = out.stdout.split()
+    assert port != "1" and int(tokens) > 0
+
+
 def test_serve_local_runs_in_the_foreground():
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmlab", "serve-local"], stdout=subprocess.PIPE, text=True

@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mmlab.record import nbval_command
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NO_SOCKETS = """
@@ -44,19 +46,7 @@ def nbval(
         startup.mkdir(parents=True, exist_ok=True)
         (startup / "00-no-sockets.py").write_text(NO_SOCKETS)
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--nbval-lax",
-            "--nbval-current-env",
-            "--rootdir",
-            str(cwd),
-            *map(str, paths),
-        ],
+        nbval_command(*paths, extra=("--rootdir", str(cwd))),
         cwd=cwd,
         env=env,
         capture_output=True,
