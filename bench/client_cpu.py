@@ -3,7 +3,7 @@
 2,000 chat calls at concurrency 64, cache off, against a fast loopback OpenAI-compatible
 server (`bench/fast_server.py`, asyncio) in another process. Each client runs in its own
 fresh process; the figure is that process's CPU time (user + system) for the calls, so the
-server's work is not counted. Clients run interleaved, three rounds; the median is reported.
+server's work is not counted. Clients run interleaved, five rounds; the median is reported.
 Each client is used the way its documentation shows (raw httpx: one AsyncClient).
 """
 
@@ -17,7 +17,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-CALLS, CONCURRENCY, ROUNDS = 2000, 64, 3
+CALLS, CONCURRENCY, ROUNDS = 2000, 64, 5
 
 COMMON = textwrap.dedent("""
     import asyncio, json, os, sys, time

@@ -218,7 +218,7 @@ class Forecast:
 
     def __str__(self) -> str:
         basis = (
-            f"observed completion lengths of {self.observed_from} logged calls"
+            f"observed completion lengths of {self.observed_from} logged call(s)"
             if self.observed_from
             else f"a prior of {PRIOR_COMPLETION_SHARE:.0%} of max_tokens (no similar calls yet)"
         )

@@ -1,9 +1,10 @@
 """End to end in a real browser: JupyterLab + headless Chromium (Debian's, never downloaded).
 
-JupyterLab starts on loopback with token auth and a random port; Playwright opens
-``02_prompt_explorer``, runs it, drags the temperature slider, clicks Run on the
-PromptExplorer against the embedded model, waits for the answer, and saves screenshots to
-``build/screenshots/``. Assertions are on what the page shows, and on the usage log.
+JupyterLab starts on loopback with token auth and a random port, serving copies of the
+notebooks; Playwright runs them in Chromium the way a person would. The PromptExplorer test
+drags the temperature slider and clicks Run against the embedded model; the others check that
+the ReasoningExplorer, CostPlanner and SweepBuilder render and respond. Screenshots go to
+``build/screenshots/``. Assertions are on what the page shows (and on the usage log).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +27,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "build" / "screenshots"
-NOTEBOOK = "02_prompt_explorer"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,6 +44,10 @@ SETTINGS = {
     },
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
+KERNEL_IDLE = """() => { const w = window.jupyterapp.shell.currentWidget;
+    return w && w.sessionContext && w.sessionContext.session &&
+           w.sessionContext.session.kernel &&
+           w.sessionContext.session.kernel.status === 'idle'; }"""
 
 
 def _free_port() -> int:
@@ -50,22 +56,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
     if not CHROMIUM.exists():
         pytest.fail(
-            "the browser test needs Debian's chromium at /usr/bin/chromium: "
+            "the browser tests need Debian's chromium at /usr/bin/chromium: "
             "apt-get install chromium (make test installs it when run as root)"
         )
-    work = tmp_path / "notebooks"
+    tmp = tmp_path_factory.mktemp("lab")
+    work = tmp / "notebooks"
     work.mkdir()
-    for name in (f"{NOTEBOOK}.ipynb", f"{NOTEBOOK}.bundle.jsonl.gz"):
-        shutil.copy(ROOT / "notebooks" / name, work)
-    settings = tmp_path / "lab-settings"
+    for nb in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        shutil.copy(nb, work)
+        shutil.copy(nb.with_name(f"{nb.stem}.bundle.jsonl.gz"), work)
+    settings = tmp / "lab-settings"
     for rel, value in SETTINGS.items():
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(value))
-    db = tmp_path / "mmlab.db"
+    db = tmp / "mmlab.db"
     env = {
         k: v
         for k, v in os.environ.items()
@@ -75,29 +83,22 @@ def jupyterlab(tmp_path):
         MMLAB_DB=str(db),
         MMLAB_CACHE="use",
         JUPYTERLAB_SETTINGS_DIR=str(settings),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        HOME=str(tmp_path / "home"),
-        XDG_DATA_HOME=str(tmp_path / "home" / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        HOME=str(tmp / "home"),
+        XDG_DATA_HOME=str(tmp / "home" / "data"),
     )
-    # The recorded comparison comes from the bundle (fast); the clicks below are live calls.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mmlab",
-            "bundle",
-            "import",
-            str(work / f"{NOTEBOOK}.bundle.jsonl.gz"),
-            "--db",
-            str(db),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    # Recorded analyses come from the bundles (fast); clicks on Run are live calls.
+    for bundle in sorted(work.glob("*.bundle.jsonl.gz")):
+        subprocess.run(
+            [sys.executable, "-m", "mmlab", "bundle", "import", str(bundle), "--db", str(db)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     port, token = _free_port(), secrets.token_hex(16)
-    log = open(tmp_path / "jupyterlab.log", "wb")  # noqa: SIM115 - closed below
+    log_path = tmp / "jupyterlab.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -127,11 +128,8 @@ def jupyterlab(tmp_path):
                 except httpx.HTTPError:
                     pass
                 if proc.poll() is not None:
-                    pytest.fail("JupyterLab exited: " + (tmp_path / "jupyterlab.log").read_text())
-                # waiting for a server's port; there is no readiness event to block on
-                import time
-
-                time.sleep(0.1)
+                    pytest.fail("JupyterLab exited: " + log_path.read_text())
+                time.sleep(0.1)  # waiting for a server's port: no readiness event exists
             else:
                 pytest.fail("JupyterLab did not start")
         yield base, token, db
@@ -144,79 +142,139 @@ def jupyterlab(tmp_path):
         log.close()
 
 
-@pytest.mark.timeout(600)
-def test_prompt_explorer_in_jupyterlab(jupyterlab):
+@pytest.fixture(scope="module")
+def browser(jupyterlab):
     from playwright.sync_api import expect, sync_playwright
 
-    base, token, db = jupyterlab
-    SHOTS.mkdir(parents=True, exist_ok=True)
     expect.set_options(timeout=180_000)  # a live generation on 2 cores takes seconds
+    SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
+        chromium = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(180_000)
-        page.goto(f"{base}/lab/tree/{NOTEBOOK}.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell")
-        page.wait_for_function(
-            "() => window.jupyterapp && window.jupyterapp.shell"
-            " && document.querySelector('.jp-Notebook')"
-        )
-        # The toolbar icon says idle too early; ask the session's kernel through the app.
-        page.wait_for_function(
-            """() => { const w = window.jupyterapp.shell.currentWidget;
-                       return w && w.sessionContext && w.sessionContext.session &&
-                              w.sessionContext.session.kernel &&
-                              w.sessionContext.session.kernel.status === 'idle'; }"""
-        )
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        explorer = page.locator(".jupyter-widgets", has_text="PromptExplorer").first
-        expect(explorer).to_be_visible()
-        # the last cell prints the per-prompt means once the whole notebook has run
-        expect(page.get_by_text("every call should have thought first")).to_have_count(1)
-        page.wait_for_function(
-            """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
-                      .status === 'idle'"""
-        )
-        page.screenshot(path=str(SHOTS / "02-notebook-run.png"), full_page=False)
+        yield chromium
+        chromium.close()
 
-        stats = explorer.locator(".mmlab-stats")
-        expect(stats).to_contain_text("cost —")
-        slider = explorer.locator(".widget-slider", has_text="temperature").first
-        readout = slider.locator(".widget-readout")
-        before = readout.inner_text()
-        handle = slider.locator(".noUi-handle")
-        explorer.scroll_into_view_if_needed()
-        handle.scroll_into_view_if_needed()
-        box = handle.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
-        page.mouse.up()
-        expect(readout).not_to_have_text(before)
-        moved = float(readout.inner_text())
-        assert moved < float(before)
 
-        explorer.locator("button", has_text="Run").first.click()
-        expect(stats).to_contain_text("$0.000000 (local)")
-        expect(stats).to_contain_text("live call")
-        answer = explorer.locator(".mmlab-answer")
-        expect(answer).not_to_have_text("")
-        expect(answer).not_to_have_text("…")
-        text = answer.inner_text().strip()
-        assert text
-        explorer.scroll_into_view_if_needed()
-        explorer.screenshot(path=str(SHOTS / "02-prompt-explorer-answer.png"))
-        browser.close()
+def run_notebook(browser, jupyterlab, name: str):
+    """Open a notebook, clear its stored outputs, Run All; return when the last cell ran."""
+    from playwright.sync_api import expect
 
+    base, token, _ = jupyterlab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(180_000)
+    # a workspace of its own: the default one would reopen the previous test's notebook
+    page.goto(f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    page.wait_for_function(
+        """(path) => window.jupyterapp && window.jupyterapp.shell.currentWidget &&
+                     window.jupyterapp.shell.currentWidget.context &&
+                     window.jupyterapp.shell.currentWidget.context.path === path""",
+        arg=f"{name}.ipynb",
+    )
+    page.wait_for_function(KERNEL_IDLE)  # the toolbar icon says idle too early
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    last = page.locator(".jp-CodeCell").last.locator(".jp-OutputArea-output")
+    expect(last).to_have_count(0)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    expect(last.first).to_be_attached()  # the last code cell produced its output
+    page.wait_for_function(KERNEL_IDLE)
+    return page
+
+
+@pytest.mark.timeout(600)
+def test_prompt_explorer_runs_live(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    db = jupyterlab[2]
+    page = run_notebook(browser, jupyterlab, "02_prompt_explorer")
+    page.screenshot(path=str(SHOTS / "02-notebook-run.png"))
+    explorer = page.locator(".jupyter-widgets", has_text="PromptExplorer").first
+    stats = explorer.locator(".mmlab-stats")
+    expect(stats).to_contain_text("cost —")
+    slider = explorer.locator(".widget-slider", has_text="temperature").first
+    readout = slider.locator(".widget-readout")
+    before = readout.inner_text()
+    handle = slider.locator(".noUi-handle")
+    explorer.scroll_into_view_if_needed()
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    expect(readout).not_to_have_text(before)
+    moved = float(readout.inner_text())
+    assert moved < float(before)
+
+    explorer.locator("button", has_text="Run").first.click()
+    expect(stats).to_contain_text("$0.000000 (local)")
+    expect(stats).to_contain_text("live call")
+    answer = explorer.locator(".mmlab-answer")
+    expect(answer).not_to_have_text("")
+    expect(answer).not_to_have_text("…")
+    assert answer.inner_text().strip()
+    explorer.screenshot(path=str(SHOTS / "02-prompt-explorer-answer.png"))
+    page.close()
     row = (
         sqlite3.connect(db)
         .execute(
-            "SELECT params, cache_status, completion_tokens FROM calls ORDER BY ts DESC LIMIT 1"
+            "SELECT params, cache_status, completion_tokens FROM calls "
+            "WHERE tag = '02_prompt_explorer' ORDER BY ts DESC LIMIT 1"
         )
         .fetchone()
     )
-    params = json.loads(row[0])
-    assert params["temperature"] == pytest.approx(moved)
+    assert json.loads(row[0])["temperature"] == pytest.approx(moved)
     assert row[1] == "miss" and row[2] > 0
+
+
+@pytest.mark.timeout(600)
+def test_reasoning_explorer_renders_and_responds(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "03_reasoning_lengths")
+    rx = page.locator(".jupyter-widgets", has_text="ReasoningExplorer").first
+    rx.scroll_into_view_if_needed()
+    rx.screenshot(path=str(SHOTS / "03-reasoning-explorer.png"))
+    expect(rx.locator(".js-plotly-plot")).to_have_count(1)
+    expect(rx.locator(".mmlab-table")).to_contain_text("max_tokens")
+    rx.locator("select").first.select_option("temperature")  # compare by temperature instead
+    expect(rx.locator(".mmlab-table")).to_contain_text("temperature")
+    expect(rx.locator(".js-plotly-plot .xtitle")).to_have_text("temperature")
+    rx.screenshot(path=str(SHOTS / "03-reasoning-explorer.png"))
+    page.close()
+
+
+@pytest.mark.timeout(600)
+def test_cost_planner_renders_and_responds(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "04_cost_curves")
+    cp = page.locator(".jupyter-widgets", has_text="CostPlanner").first
+    cp.scroll_into_view_if_needed()
+    expect(cp.locator(".js-plotly-plot")).to_have_count(1)
+    table = cp.locator(".mmlab-table")
+    expect(table).to_contain_text("minimax/minimax-m1")
+    before = table.inner_text()
+    calls = cp.locator(".widget-inline-hbox", has_text="calls/day").locator("input")
+    calls.fill("250000")
+    calls.press("Enter")
+    expect(table).not_to_have_text(before)
+    cp.screenshot(path=str(SHOTS / "04-cost-planner.png"))
+    page.close()
+
+
+@pytest.mark.timeout(600)
+def test_sweep_builder_renders_and_responds(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "05_sweeps")
+    sb = page.locator(".jupyter-widgets", has_text="SweepBuilder").first
+    sb.scroll_into_view_if_needed()
+    expect(sb).to_contain_text("cells:")
+    box = sb.locator(".widget-inline-hbox", has_text="max_tokens").locator("input")
+    box.fill("32, 64, 128")
+    box.press("Enter")
+    expect(sb).to_contain_text("× 6 points")  # 2 temperatures × 3 budgets
+    sb.screenshot(path=str(SHOTS / "05-sweep-builder.png"))
+    page.close()

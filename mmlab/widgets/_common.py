@@ -53,6 +53,28 @@ def table_html(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f'<table class="mmlab-table mmlab-box"><tr>{head}</tr>{body}</table>'
 
 
+def widen_labels(*controls: Any, width: str = "110px") -> None:
+    """Give controls room for their descriptions (the default truncates "temperature")."""
+    for control in controls:
+        if hasattr(control.style, "description_width"):
+            control.style.description_width = width
+
+
+def show_figure(out: Any, fig: Any) -> None:
+    """Put a plotly figure in an Output widget, replacing what was there.
+
+    The mime bundle is built here: handing the figure to IPython's formatter would call its
+    ``_ipython_display_``, which draws into the running cell instead of the widget.
+    """
+    import json
+
+    bundle = {
+        "application/vnd.plotly.v1+json": json.loads(fig.to_json()),
+        "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>",
+    }
+    out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
+
 def launch(work: Callable[[], Awaitable[Any]]) -> Any:
     """Run `work` from a button click.
 

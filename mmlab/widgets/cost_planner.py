@@ -9,7 +9,7 @@ import ipywidgets as W
 
 from .. import plots
 from ..pricing import EMBEDDED, PriceTable
-from ._common import CSS, esc, table_html
+from ._common import CSS, esc, show_figure, table_html, widen_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +69,9 @@ class CostPlanner:
         self.period = W.ToggleButtons(options=["month", "day"], value="month")
         self.out = W.Output()
         self.table_html = W.HTML()
+        widen_labels(
+            self.calls_per_day, self.prompt_tokens, self.completion_tokens, self.budget, self.models
+        )
         for w in (
             self.calls_per_day,
             self.prompt_tokens,
@@ -79,7 +82,7 @@ class CostPlanner:
         ):
             w.observe(lambda _change: self.refresh(), names="value")
         note = (
-            f"token sizes seeded from {self.seeded_from} logged calls"
+            f"token sizes: medians of {self.seeded_from} logged call(s)"
             if self.seeded_from
             else "token sizes: defaults (no logged calls yet)"
         )
@@ -172,8 +175,7 @@ class CostPlanner:
 
     def refresh(self) -> None:
         """Redraw the curves and the table."""
-        self.out.outputs = ()  # (clear_output() would print escape codes outside a kernel)
-        self.out.append_display_data(self.figure)
+        show_figure(self.out, self.figure)
         rows = [
             {
                 "model": r["model"],

@@ -8,7 +8,7 @@ import ipywidgets as W
 
 from .. import plots
 from ..analysis import summarize, truncation_rate
-from ._common import CSS, table_html
+from ._common import CSS, show_figure, table_html, widen_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,6 +49,7 @@ class ReasoningExplorer:
             self.filters[p] = W.SelectMultiple(
                 options=values, value=tuple(values), description=p, rows=min(4, len(values))
             )
+        widen_labels(self.by, self.metric, self.prompts, *self.filters.values(), width="90px")
         self.out = W.Output()
         self.table = W.HTML()
         for w in (self.by, self.metric, self.kind, self.prompts, *self.filters.values()):
@@ -98,8 +99,7 @@ class ReasoningExplorer:
     def refresh(self) -> None:
         """Redraw the plot and the table."""
         summary = self.summary
-        self.out.outputs = ()  # (clear_output() would print escape codes outside a kernel)
-        self.out.append_display_data(self.figure)
+        show_figure(self.out, self.figure)
         cols = [c for c in summary.columns if c != "metric"]
         rows = [
             {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()}

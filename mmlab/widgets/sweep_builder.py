@@ -10,7 +10,7 @@ from ..config import M1_SYSTEM_PROMPTS
 from ..errors import MmlabError, RequestError
 from ..problems import LEVELS, load_problems
 from ..sweep import Sweep, SweepResult, grid
-from ._common import CSS, error_html, esc, launch, run_sync, table_html
+from ._common import CSS, error_html, esc, launch, run_sync, table_html, widen_labels
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -77,7 +77,11 @@ class SweepBuilder:
         self.repeats = W.IntSlider(value=repeats, min=1, max=10, description="repeats")
         self.concurrency = W.IntSlider(value=4, min=1, max=64, description="concurrency")
         self.budget = W.BoundedFloatText(
-            value=0.0, min=0.0, max=1e6, description="budget $ (0: none)"
+            value=0.0,
+            min=0.0,
+            max=1e6,
+            description="budget $",
+            tooltip="USD cap for this sweep; 0 means no cap",
         )
         self.tag = W.Text(value=tag, description="tag")
         self.plan_html = W.HTML()
@@ -86,6 +90,21 @@ class SweepBuilder:
         self.progress = W.IntProgress(value=0, min=0, max=1, description="progress")
         self.progress_label = W.HTML()
         self.result_html = W.HTML()
+        widen_labels(
+            self.difficulty,
+            self.per_level,
+            self.prompts_text,
+            self.system,
+            self.temperature,
+            self.max_tokens,
+            self.top_p,
+            self.reasoning,
+            self.repeats,
+            self.concurrency,
+            self.budget,
+            self.tag,
+            self.progress,
+        )
         self.sweep: Sweep | None = None
         self.result: SweepResult | None = None
         self.running = False
