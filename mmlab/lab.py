@@ -255,11 +255,11 @@ class Lab:
         rec = self.store.cache_get(call.key)
         if rec is None:
             if self.cache_mode == "replay":
-                raise self._miss(call)
+                raise self.miss_error(call)
             return None
         result = Result.from_record(rec, cache_key=call.key, sample=call.sample, call_id=new_id())
         self.store.record_hit(
-            self._row(call, rec, status="hit", call_id=result.call_id, saved=result.saved_usd)
+            self.log_row(call, rec, status="hit", call_id=result.call_id, saved=result.saved_usd)
         )
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
@@ -267,7 +267,8 @@ class Lab:
                     on_delta((kind, text))
         return result
 
-    def _miss(self, call: Call) -> CacheMiss:
+    def miss_error(self, call: Call) -> CacheMiss:
+        """The `CacheMiss` for `call`: the nearest stored request and the fields that differ."""
         near, diffs = cachekey.nearest(
             call.material, self.store.cache_candidates(self.endpoint.identity, self.model)
         )
@@ -294,7 +295,7 @@ class Lab:
         sweep's budget, for instance).
         """
         if self.cache_mode == "replay":
-            raise self._miss(call)  # replay never opens a socket, whoever calls
+            raise self.miss_error(call)  # replay never opens a socket, whoever calls
         reservation = None
         caps = list(limits)
         if self.budget_usd is not None:
@@ -354,7 +355,7 @@ class Lab:
                 json.dumps(rec),
                 result.created,
             )
-        row = self._row(
+        row = self.log_row(
             call,
             rec,
             status=status,
@@ -454,7 +455,7 @@ class Lab:
         return self.store.spent(tag if tag is not None else self.tag)
 
     # --- the log ------------------------------------------------------------------------------
-    def _row(
+    def log_row(
         self,
         call: Call,
         rec: Mapping[str, Any],

@@ -575,7 +575,7 @@ class Sweep:
                     continue
                 done.put(c.index, rec, hit=True, spent=0.0)
                 rows.append(
-                    self.lab._row(
+                    self.lab.log_row(
                         c.call,
                         rec,
                         status="hit",
@@ -591,7 +591,7 @@ class Sweep:
         else:
             held_back = []
         if todo and self.lab.cache_mode == "replay":
-            raise self.lab._miss(todo[0].call)
+            raise self.lab.miss_error(todo[0].call)
         bar = _progress(len(self.cells), progress, self.name)
         bar.update(stats.hits + len(failures))
         throttle = Throttle(concurrency)

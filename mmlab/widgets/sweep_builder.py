@@ -90,25 +90,7 @@ class SweepBuilder:
         self.progress = W.IntProgress(value=0, min=0, max=1, description="progress")
         self.progress_label = W.HTML()
         self.result_html = W.HTML()
-        widen_labels(
-            self.difficulty,
-            self.per_level,
-            self.prompts_text,
-            self.system,
-            self.temperature,
-            self.max_tokens,
-            self.top_p,
-            self.reasoning,
-            self.repeats,
-            self.concurrency,
-            self.budget,
-            self.tag,
-            self.progress,
-        )
-        self.sweep: Sweep | None = None
-        self.result: SweepResult | None = None
-        self.running = False
-        for w in (
+        spec_inputs = (
             self.source,
             self.difficulty,
             self.per_level,
@@ -120,7 +102,12 @@ class SweepBuilder:
             self.reasoning,
             self.repeats,
             self.tag,
-        ):
+        )
+        widen_labels(*spec_inputs[1:], self.concurrency, self.budget, self.progress)
+        self.sweep: Sweep | None = None
+        self.result: SweepResult | None = None
+        self.running = False
+        for w in spec_inputs:  # any change to the spec re-plans and re-forecasts
             w.observe(lambda _change: self.refresh(), names="value")
         self.run_button.on_click(lambda _b: None if self.running else launch(self.arun))
         self.widget = W.VBox(
