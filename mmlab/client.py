@@ -135,11 +135,6 @@ class Http:
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
 
-    async def aclose(self) -> None:
-        """Close this loop's clients."""
-        for client in self._clients.pop(asyncio.get_running_loop(), []):
-            await client.aclose()
-
 
 def _status_error(status: int, content: bytes, headers: Mapping[str, str]) -> APIError:
     try:

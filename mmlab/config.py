@@ -9,7 +9,7 @@ Environment variables (all optional):
     MMLAB_CACHE          use | refresh | replay | off
     MMLAB_BUDGET_USD     a spend cap in USD
     MMLAB_LOCAL_MODEL    a GGUF file to serve instead of the shipped SmolLM2-135M-Instruct
-    MMLAB_BUNDLE         a bundle file to import into the cache before use (replay notebooks)
+    MMLAB_BUNDLE         a bundle to replay from (imported into the cache when MMLAB_CACHE=replay)
 """
 
 from __future__ import annotations
@@ -147,8 +147,3 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "[REDACTED]")
     return _KEY_SHAPE.sub("sk-[REDACTED]", text)
-
-
-def mask(secret: str | None) -> str:
-    """A display form of a key that shows only that one is set."""
-    return "set" if secret else "unset"

@@ -368,28 +368,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _usage(self, reply: dict[str, Any]) -> dict[str, Any]:
         return usage_object(reply, with_cost=not self.server.state.omit_cost)
 
-    def _message(self, reply: dict[str, Any]) -> dict[str, Any]:
+    def _plain(
+        self, body: dict[str, Any], reply: dict[str, Any], gen_id: str, fault: Fault | None
+    ) -> None:
+        choice = plain_choice(reply)
         if self.server.state.leak_think:
-            return {
+            choice["message"] = {
                 "role": "assistant",
                 "reasoning": None,
                 "content": f"<think>{reply['reasoning']}</think>{reply['content']}",
             }
-        return {
-            "role": "assistant",
-            "content": reply["content"],
-            "reasoning": reply["reasoning"] or None,
-        }
-
-    def _plain(
-        self, body: dict[str, Any], reply: dict[str, Any], gen_id: str, fault: Fault | None
-    ) -> None:
-        choice: dict[str, Any] = {
-            "index": 0,
-            "finish_reason": reply["finish_reason"],
-            "native_finish_reason": reply["finish_reason"],
-            "message": self._message(reply),
-        }
         if fault is not None and fault.kind == "midstream":
             choice["finish_reason"] = "error"
             choice["error"] = self._error_body(fault.status)["error"]

@@ -242,10 +242,6 @@ class Forecast:
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
 
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a dict (for a one-row DataFrame or JSON)."""
-        return dict(vars(self))
-
 
 @dataclass
 class RunStats:

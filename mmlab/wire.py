@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import APIError, RequestError
+from .retry import classify_status
 
 ROLES = ("system", "user", "assistant", "tool")
 EFFORTS = ("max", "xhigh", "high", "medium", "low", "minimal", "none")
@@ -392,8 +393,6 @@ def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
 
 def error_from_body(err: Any, status: int, *, mid_stream: bool = False) -> APIError:
     """Build an `APIError` from an OpenRouter error object ``{code, message, metadata}``."""
-    from .retry import classify_status  # local: retry imports errors only, no cycle at runtime
-
     if not isinstance(err, Mapping):
         err = {"message": str(err)}
     code = err.get("code")
