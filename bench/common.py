@@ -6,15 +6,16 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from mmlab.result import Result
-from mmlab.wire import Usage, canonical_json
+from mmlab.result import Response
+from mmlab.store import CacheEntry
+from mmlab.wire import Usage
 
 
 def sample_record(
     model: str, content: str = "The answer is 42.", reasoning: str = "step " * 60
 ) -> dict[str, Any]:
     """A typical cached response (about 1 KB of JSON)."""
-    return Result(
+    return Response(
         content=content,
         reasoning=reasoning,
         finish_reason="stop",
@@ -23,17 +24,15 @@ def sample_record(
         cost_source="billed",
         latency_s=3.2,
         model=model,
-    ).record()
+    ).to_dict()
 
 
 def fill_cache(lab: Any, calls: Iterable[Any], response: str | None = None) -> int:
     """Insert a cache entry for every call; returns the bytes of response JSON stored."""
     text = response or json.dumps(sample_record(lab.model))
-    rows = [
-        (c.key, lab.endpoint.identity, lab.model, c.sample, canonical_json(c.material), text, 0.0)
+    entries = [
+        CacheEntry(c.key, lab.endpoint.identity, lab.model, c.sample, c.material_json, text, 0.0)
         for c in calls
     ]
-    lab.store.write(
-        lambda db: db.executemany("INSERT INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    )
-    return len(text) * len(rows)
+    lab.store.cache_put(entries)
+    return len(text) * len(entries)

@@ -2,7 +2,7 @@
 
     python bench/fast_server.py [--delay SECONDS]    # prints its base URL, serves until killed
 
-The stand-in (`mmlab.standin`) runs a thread per connection, which is what tests want (faults,
+The stand-in (`mmlab.testing`) runs a thread per connection, which is what tests want (faults,
 stalls, cut connections) but caps throughput on 2 cores; benchmarks of client overhead need
 a server that is not the bottleneck. Replies are the stand-in's synthetic ones.
 """
@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import json
 
-from mmlab.standin import completion_object, plain_choice, synth_reply, usage_object
+from mmlab.testing import completion_object, plain_choice, synth_reply, usage_object
 
 _ids = itertools.count(1)
 

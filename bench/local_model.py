@@ -22,7 +22,8 @@ MAX_TOKENS = 256
 BARE = textwrap.dedent(f"""
     import json, os, time
     from llama_cpp import Llama
-    from mmlab.local import model_path, N_CTX
+    from mmlab.endpoints.gguf import model_path
+    from mmlab.endpoints.llama_process import N_CTX
     llm = Llama(model_path=str(model_path()), n_ctx=N_CTX, n_threads=os.cpu_count(),
                 verbose=False)
     msgs = [{{"role": "user", "content": {PROMPT!r}}}]
@@ -47,7 +48,8 @@ def rss_mib(pid: int) -> float:
 
 def main() -> dict[str, float]:
     from mmlab import Lab
-    from mmlab.local import LocalServer, model_id, model_path
+    from mmlab.endpoints.gguf import model_id, model_path
+    from mmlab.endpoints.llama_process import LocalServer
 
     path = model_path()
     starts = []

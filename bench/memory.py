@@ -20,22 +20,23 @@ SPEC = """grid(temperature=[0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 0.1
 SETUP = textwrap.dedent(f"""
     import json, sys
     from mmlab import Lab, grid
-    from mmlab.result import Result
-    from mmlab.wire import Usage, canonical_json
+    from mmlab.result import Response
+    from mmlab.store import CacheEntry
+    from mmlab.wire import Usage
     lab = Lab(base_url="http://127.0.0.1:9/v1", db=sys.argv[1], quiet=True)
     sweep = lab.sweep([f"question {{i}}: what is {{i}} * 7?" for i in range(500)], {SPEC})
     assert len(sweep) == {CELLS}
     size = 0
     rows = []
     for c in sweep.cells:
-        r = Result(content=f"The answer is {{c.index}}.", reasoning="Let me think. " * 40,
-                   finish_reason="stop", usage=Usage(30, 200, 180, 0), cost_usd=0.0004,
-                   cost_source="billed", latency_s=3.0, model=lab.model)
-        text = json.dumps(r.record())
+        r = Response(content=f"The answer is {{c.index}}.", reasoning="Let me think. " * 40,
+                     finish_reason="stop", usage=Usage(30, 200, 180, 0), cost_usd=0.0004,
+                     cost_source="billed", latency_s=3.0, model=lab.model)
+        text = json.dumps(r.to_dict())
         size += len(text)
-        rows.append((c.call.key, lab.endpoint.identity, lab.model, c.sample,
-                     canonical_json(c.call.material), text, 0.0))
-    lab.store.write(lambda db: db.executemany("INSERT INTO cache VALUES (?,?,?,?,?,?,?)", rows))
+        rows.append(CacheEntry(c.call.key, lab.endpoint.identity, lab.model, c.sample,
+                               c.call.material_json, text, 0.0))
+    lab.store.cache_put(rows)
     print(size)
 """)
 

@@ -1,12 +1,13 @@
 """`import mmlab` time, and the usage summary over 1,000,000 logged calls.
 
 Import time is measured in fresh interpreters (median of 5), minus the bare interpreter's
-start-up. The summary is `lab.summary(by=...)` (SQL GROUP BY) over a million synthetic rows.
+start-up. The summary is `lab.summary(by=...)` over a million synthetic rows, for every grouping.
 """
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from mmlab import Lab
-from mmlab.store import _INSERT_CALL, CALL_COLUMNS
+from mmlab.store import CALL_COLUMNS
 
 ROWS = 1_000_000
 
@@ -71,9 +72,14 @@ def summary_seconds(tmp: Path) -> dict[str, float]:
             }
             yield [row.get(c) for c in CALL_COLUMNS]
 
-    lab.store.write(lambda db: db.executemany(_INSERT_CALL, rows()))
+    # Filled straight through sqlite3, as a long-lived log would be: the store's triggers
+    # keep the usage roll-up that the summary reads.
+    marks = ", ".join("?" * len(CALL_COLUMNS))
+    insert = f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({marks})"
+    with sqlite3.connect(tmp / "big.db") as conn:
+        conn.executemany(insert, rows())
     out = {}
-    for by in ("day", "model", "tag"):
+    for by in ("day", "model", "tag", "endpoint", "provider"):
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()

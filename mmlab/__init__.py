@@ -19,8 +19,13 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "Lab": "mmlab.lab",
-    "Call": "mmlab.lab",
+    "Call": "mmlab.engine",
+    "Engine": "mmlab.engine",
     "Result": "mmlab.result",
+    "Response": "mmlab.result",
+    "Endpoint": "mmlab.endpoints",
+    "OpenRouter": "mmlab.endpoints",
+    "Embedded": "mmlab.endpoints",
     "Usage": "mmlab.wire",
     "Timeouts": "mmlab.config",
     "M1_RECOMMENDED": "mmlab.config",
@@ -66,6 +71,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .bundle import export_bundle, import_bundle
     from .config import M1_RECOMMENDED, M1_SYSTEM_PROMPTS, Timeouts
+    from .endpoints import Embedded, Endpoint, OpenRouter
+    from .engine import Call, Engine
     from .errors import (
         APIError,
         BudgetExceeded,
@@ -77,10 +84,10 @@ if TYPE_CHECKING:
         RequestError,
         StorageError,
     )
-    from .lab import Call, Lab
+    from .lab import Lab
     from .plots import setup_notebook
     from .pricing import Price, PriceTable
-    from .result import Result
+    from .result import Response, Result
     from .retry import RetryPolicy
     from .sweep import Sweep, SweepResult, grid, random_, zip_
     from .wire import Usage

@@ -22,10 +22,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from . import jsonfast
 from .cachekey import KEY_VERSION, cache_key
 from .config import redact
 from .errors import BundleError
-from .store import Store, tag_filter
+from .store import CacheEntry, Store
 from .wire import canonical_json
 
 SCHEMA, VERSION = "mmlab-bundle", 1
@@ -33,29 +34,23 @@ SCHEMA, VERSION = "mmlab-bundle", 1
 
 def export_bundle(store: Store, path: str | os.PathLike[str], *, tag: str) -> dict[str, Any]:
     """Write the cache entries that calls tagged `tag` used; returns count and sha256."""
-    where, args = tag_filter("tag", tag)
-    rows = store.query(
-        "SELECT key, endpoint, model, sample, request, response FROM cache WHERE key IN "
-        f"(SELECT DISTINCT cache_key FROM calls {where} AND cache_key IS NOT NULL) "
-        "ORDER BY key",
-        args,
-    )
-    if not rows:
+    entries = store.cache_entries(tag)
+    if not entries:
         raise BundleError(f"no cached calls are tagged {tag!r}; nothing to export")
     lines = [
         json.dumps(
             {
-                "key": k,
-                "endpoint": e,
-                "model": m,
-                "sample": s,
-                "request": json.loads(q),
-                "response": json.loads(redact(r)),
+                "key": e.key,
+                "endpoint": e.endpoint,
+                "model": e.model,
+                "sample": e.sample,
+                "request": json.loads(e.request),
+                "response": json.loads(redact(e.response)),
             },
             sort_keys=True,
             ensure_ascii=False,
         )
-        for k, e, m, s, q, r in rows
+        for e in entries
     ]
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     header = {
@@ -128,24 +123,18 @@ def read_bundle(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def import_bundle(store: Store, path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a bundle into the cache in one transaction; entries already present are kept."""
     entries = read_bundle(path)
-
-    def txn(db: Any) -> int:
-        added = 0
-        for e in entries:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    e["key"],
-                    e["endpoint"],
-                    e["model"],
-                    e["sample"],
-                    canonical_json(e["request"]),
-                    json.dumps(e["response"]),
-                    e["response"].get("created", 0.0),
-                ),
+    added = store.cache_put(
+        [
+            CacheEntry(
+                e["key"],
+                e["endpoint"],
+                e["model"],
+                e["sample"],
+                canonical_json(e["request"]),
+                jsonfast.dumps(e["response"]),
+                e["response"].get("created", 0.0),
             )
-            added += cur.rowcount
-        return added
-
-    added = store.write(txn)
+            for e in entries
+        ]
+    )
     return {"count": len(entries), "added": added}

@@ -32,7 +32,30 @@ def key_material(endpoint: str, body: dict[str, Any], sample: int) -> dict[str, 
 
 def cache_key(material: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the key material."""
-    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+    return key_of(canonical_json(material))
+
+
+def request_json(body: dict[str, Any]) -> str:
+    """Canonical JSON of the request part of the key material (shared by a request's repeats)."""
+    return canonical_json({k: v for k, v in body.items() if k != "stream"})
+
+
+def material_json(endpoint: str, request: str, sample: int) -> str:
+    """``canonical_json(key_material(...))``, assembled from the request's canonical JSON.
+
+    The sorted keys are endpoint, request, sample, v: a sweep's repeats of one request share
+    `request` and differ only in `sample`, so their material is built without re-encoding the
+    messages (a test keeps the two spellings identical).
+    """
+    return (
+        f'{{"endpoint":{canonical_json(endpoint)},"request":{request},'
+        f'"sample":{int(sample)},"v":{KEY_VERSION}}}'
+    )
+
+
+def key_of(material: str) -> str:
+    """sha256 hex of canonical key material."""
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def _flatten(value: Any, path: str, out: dict[str, Any]) -> None:

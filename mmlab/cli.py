@@ -17,9 +17,22 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from .errors import APIError, MmlabError
+from .bundle import export_bundle, import_bundle
+from .config import CACHE_MODES, default_db_path
+from .endpoints import Embedded
+from .endpoints.llama_process import serve_forever
+from .errors import APIError, ConfigError, MmlabError
+from .lab import Lab
+from .params import BY_NAME, EFFORTS
+from .record import record_notebook
+from .store import SUMMARY_GROUPS, Store
+from .sweep import load_sweep_file, sweep_from_spec
+
+#: The request parameters offered as ``mmlab chat`` flags (declared in `mmlab.params`).
+CLI_PARAMS = tuple(p.name for p in BY_NAME.values() if p.cli is not None)
 
 
 def _lab_args(p: argparse.ArgumentParser) -> None:
@@ -27,14 +40,12 @@ def _lab_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="model id (default: MMLAB_MODEL or the endpoint's default)")
     g.add_argument("--base-url", help="OpenAI-compatible endpoint (default: see README)")
     g.add_argument("--db", help="SQLite file for cache and log (default: MMLAB_DB or data dir)")
-    g.add_argument("--cache", choices=["use", "refresh", "replay", "off"])
+    g.add_argument("--cache", choices=CACHE_MODES)
     g.add_argument("--budget", type=float, dest="budget_usd", help="spend cap in USD")
     g.add_argument("--tag", help="label stored with each call (scopes the budget)")
 
 
-def _make_lab(args: argparse.Namespace, **extra: Any) -> Any:
-    from .lab import Lab
-
+def _make_lab(args: argparse.Namespace, **extra: Any) -> Lab:
     return Lab(
         model=args.model,
         base_url=args.base_url,
@@ -59,9 +70,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """Ask once; print the answer and what it cost."""
     lab = _make_lab(args)
     params: dict[str, Any] = {
-        k: getattr(args, k)
-        for k in ("temperature", "top_p", "top_k", "max_tokens", "seed")
-        if getattr(args, k) is not None
+        name: getattr(args, name) for name in CLI_PARAMS if getattr(args, name) is not None
     }
     if args.effort or args.reasoning_max_tokens:
         params["reasoning"] = (
@@ -81,18 +90,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         **params,
     )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    **r.record(),
-                    "cache_hit": r.cache_hit,
-                    "spent_usd": r.spent_usd,
-                    "saved_usd": r.saved_usd,
-                    "truncated": r.truncated,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(r.summary(), indent=2))
         return 0
     if not args.stream or r.cache_hit:
         print(r.content if r.content else "(no answer: " + str(r.finish_reason) + ")")
@@ -116,34 +114,22 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     """Totals of the usage log."""
-    from .config import default_db_path
-    from .lab import usage_summary
-    from .store import Store
-
-    store = Store(args.db or default_db_path())
-    _print_frame(usage_summary(store, args.by, args.tag))
+    _print_frame(Store(args.db or default_db_path()).usage_summary(args.by, args.tag))
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Cache statistics, or clear it."""
-    from .config import default_db_path
-    from .store import Store, tag_filter
-
     store = Store(args.db or default_db_path())
     if args.action == "stats":
         import pandas as pd
 
-        rows = store.query(
-            "SELECT endpoint, model, COUNT(*), SUM(LENGTH(response)) FROM cache "
-            "GROUP BY endpoint, model ORDER BY endpoint, model"
-        )
+        rows, hits, calls = store.cache_stats()
         df = pd.DataFrame(rows, columns=["endpoint", "model", "entries", "bytes"])
         _print_frame(df)
-        hits = store.query("SELECT SUM(cache_status='hit'), COUNT(*) FROM calls")[0]
         print(
             f"{int(df['entries'].sum()) if len(df) else 0} entries; "
-            f"{hits[0] or 0} of {hits[1]} logged calls were hits"
+            f"{hits} of {calls} logged calls were hits"
         )
         return 0
     if args.tag is None and not args.all:
@@ -151,17 +137,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             "mmlab: error: cache clear needs --tag T (entries a tag used) or --all", file=sys.stderr
         )
         return 2
-    if args.all:
-        n = store.write(lambda db: db.execute("DELETE FROM cache").rowcount)
-    else:
-        where, targs = tag_filter("tag", args.tag)
-        n = store.write(
-            lambda db: (
-                db.execute(
-                    f"DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls {where})", targs
-                ).rowcount
-            )
-        )
+    n = store.cache_clear(None if args.all else args.tag)
     print(f"cleared {n} cache entries (the usage log is kept)")
     return 0
 
@@ -193,43 +169,49 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         f"({r.cost_source} cost {r.cost_usd if r.cost_usd is not None else '?'}): "
         f"{r.content.strip()[:60]!r}"
     )
-    server = getattr(lab.endpoint, "server", None)
-    if server is not None and server.ready_s is not None:
-        print(f"embedded : llama.cpp server ready in {server.ready_s:.2f} s")
+    if isinstance(lab.endpoint, Embedded) and lab.endpoint.server.ready_s is not None:
+        print(f"embedded : llama.cpp server ready in {lab.endpoint.server.ready_s:.2f} s")
     print("ok")
     return 0
 
 
 def cmd_serve_local(args: argparse.Namespace) -> int:
     """Run the embedded model's server in the foreground."""
-    from .local import serve_forever
-
     serve_forever(args.port)
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run a sweep file (YAML or TOML)."""
-    from .sweep import run_sweep_file
-
-    return run_sweep_file(
-        args.file,
-        output=args.output,
-        db=args.db,
-        cache=args.cache,
-        budget_usd=args.budget_usd,
-        concurrency=args.concurrency,
-        plan_only=args.plan,
+    """Run a sweep file (YAML or TOML): plan, forecast, run with a progress bar, write."""
+    spec = load_sweep_file(args.file)
+    output = args.output
+    if output is not None and Path(output).suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"output must end in .parquet or .csv; got {output}")
+    lab = Lab(model=spec.get("model"), base_url=spec.get("base_url"), db=args.db, cache=args.cache)
+    sweep = sweep_from_spec(spec, lab)
+    print(sweep)
+    print(sweep.forecast(retry_errors=args.retry_errors))
+    if args.plan:
+        return 0
+    res = sweep.run(
+        concurrency=args.concurrency or int(spec.get("concurrency", 8)),
+        budget_usd=args.budget_usd if args.budget_usd is not None else spec.get("budget_usd"),
         retry_errors=args.retry_errors,
     )
+    print(res.stats)
+    if output:
+        out = Path(output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".parquet":
+            res.df.to_parquet(out, index=False)
+        else:
+            res.df.to_csv(out, index=False)
+        print(f"wrote {len(res.df)} rows to {out}")
+    return 0 if res.complete else 3
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     """Export or import a bundle."""
-    from .bundle import export_bundle, import_bundle
-    from .config import default_db_path
-    from .store import Store
-
     store = Store(args.db or default_db_path())
     if args.action == "export":
         tag = args.tag or args.notebook
@@ -248,16 +230,12 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def _notebook_tag(name: str) -> str:
-    from pathlib import Path
-
     return Path(name).stem if name.endswith(".ipynb") else name
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Re-execute a notebook live and rewrite its bundle and outputs."""
     import yaml
-
-    from .record import record_notebook
 
     parameters = {}
     for item in args.param or []:
@@ -279,16 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="ask once; print answer, reasoning length, tokens, cost")
     p.add_argument("prompt")
     p.add_argument("--system")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float, dest="top_p")
-    p.add_argument("--top-k", type=int, dest="top_k")
-    p.add_argument("--max-tokens", type=int, dest="max_tokens")
-    p.add_argument("--seed", type=int)
-    p.add_argument(
-        "--effort",
-        choices=["max", "xhigh", "high", "medium", "low", "minimal", "none"],
-        help="reasoning effort",
-    )
+    for name in CLI_PARAMS:
+        param = BY_NAME[name]
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=param.cli,
+            dest=name,
+            help=f"{param.doc} ({param.allowed})",
+        )
+    p.add_argument("--effort", choices=EFFORTS, help="reasoning effort")
     p.add_argument("--reasoning-max-tokens", type=int, dest="reasoning_max_tokens")
     p.add_argument("--stream", action="store_true")
     p.add_argument("--sample", type=int, default=0, help="sample index (distinct cache entry)")
@@ -298,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_chat)
 
     p = sub.add_parser("usage", help="totals by day / model / tag: calls, tokens, spent, saved")
-    p.add_argument("--by", choices=["day", "model", "tag", "endpoint"], default="day")
+    p.add_argument("--by", choices=SUMMARY_GROUPS, default="day")
     p.add_argument("--tag")
     p.add_argument("--db")
     p.set_defaults(fn=cmd_usage)

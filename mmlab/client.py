@@ -12,12 +12,12 @@ import json
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Timeouts, redact
-from .errors import APIError
-from .retry import RetryPolicy, classify_status, parse_retry_after
+from .errors import APIError, classify_status
+from .retry import RetryPolicy, parse_retry_after
 from .wire import Delta, Reply, StreamAssembler, error_from_body, parse_completion
 
 if TYPE_CHECKING:
@@ -33,11 +33,21 @@ POOL_SHARDS = 4
 
 
 class Http:
-    """httpx.AsyncClients per event loop (a pool cannot cross loops), shared by all Labs."""
+    """httpx.AsyncClients per event loop (a pool cannot cross loops), shared by all Labs.
 
-    def __init__(self, timeouts: Timeouts, shards: int = POOL_SHARDS) -> None:
+    `transport` replaces the sockets (``httpx.MockTransport`` in unit tests where a socket
+    proves nothing); faults, kills and storms are tested through real loopback sockets.
+    """
+
+    def __init__(
+        self,
+        timeouts: Timeouts,
+        shards: int = POOL_SHARDS,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.timeouts = timeouts
-        self.shards = max(1, shards)
+        self.transport = transport
+        self.shards = 1 if transport is not None else max(1, shards)
         self._clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, list[httpx.AsyncClient]
         ] = weakref.WeakKeyDictionary()
@@ -58,6 +68,7 @@ class Http:
                         self.timeouts.read_s, connect=self.timeouts.connect_s, pool=None
                     ),
                     trust_env=False,  # never route a key through an environment proxy silently
+                    transport=self.transport,
                 )
                 for _ in range(self.shards)
             ]
@@ -177,7 +188,6 @@ class CallStats:
     retries: int = 0
     rate_limited: int = 0
     waited_s: float = 0.0
-    errors: list[str] = field(default_factory=list)
 
 
 class Throttle:
@@ -255,7 +265,6 @@ async def with_retries(
         except APIError as exc:
             n += 1
             exc.attempts = n
-            stats.errors.append(str(exc))
             if not exc.retryable or n > policy.max_retries:
                 raise
             kind, _ = classify_status(exc.status)

@@ -16,6 +16,28 @@ from __future__ import annotations
 
 from typing import Any
 
+RATE_LIMIT = {429}
+WAIT_AND_RETRY = {503}  # "no provider available right now": Retry-After when given
+TRANSIENT = {408, 500, 502, 504, 520, 522, 524, 529}
+
+
+def classify_status(status: int) -> tuple[str, bool]:
+    """(kind, retryable) for an HTTP status or an error body's code.
+
+    OpenRouter's guidance (https://openrouter.ai/docs/api-reference/errors): 429 and 503 may
+    be retried after Retry-After; 502/504/524/529 and dropped connections are transient;
+    400/401/402/403/404 never succeed on a retry.
+    """
+    if status in RATE_LIMIT:
+        return "rate_limit", True
+    if status in WAIT_AND_RETRY:
+        return "unavailable", True
+    if status in TRANSIENT:
+        return "transient", True
+    if status == 0:
+        return "connection", True
+    return "http", False
+
 
 class MmlabError(Exception):
     """Base class of every error mmlab raises on purpose."""

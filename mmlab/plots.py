@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .analysis import truncation_rate, wilson
+from .params import COLUMNS
 from .pricing import EMBEDDED, Price, PriceTable
 
 if TYPE_CHECKING:
@@ -20,19 +21,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 COLORS = ["#3366cc", "#dc7633", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d4ac0d"]
-PARAM_COLUMNS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "max_tokens",
-    "seed",
-    "reasoning.effort",
-    "reasoning.max_tokens",
-    "repetition_penalty",
-    "frequency_penalty",
-    "presence_penalty",
-)
+#: Parameter columns a result frame can have (declared in `mmlab.params`).
+PARAM_COLUMNS = COLUMNS
 _registered = False
 
 
@@ -169,8 +159,38 @@ def truncation_vs_max_tokens(df: pd.DataFrame, color: str | None = None) -> go.F
                 "<br>rate %{y:.0%}<extra></extra>",
             )
         )
-    fig.update_xaxes(type="log")
+    # Label the budgets swept, not log-axis minor ticks ("3 4 5 ... 100 2").
+    swept = sorted({int(v) for v in _ok(df)["max_tokens"].dropna()})
+    fig.update_xaxes(type="log", tickvals=swept, ticktext=[f"{v:,}" for v in swept])
     fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%")
+    return fig
+
+
+def cost_per_correct(
+    per_correct: pd.DataFrame, by: str = "max_tokens", name: str = ""
+) -> go.Figure:
+    """USD per correct answer against `by`, from `mmlab.analysis.cost_per_correct`'s frame
+    (groups without a correct answer have no finite cost and are left out)."""
+    import plotly.graph_objects as go
+
+    fig = _figure("Cost per correct answer", f"{by}", "USD per correct answer")
+    finite = per_correct[per_correct["correct"] > 0]
+    fig.add_trace(
+        go.Scatter(
+            x=finite[by],
+            y=finite["usd_per_correct"],
+            mode="lines+markers",
+            name=name or "USD per correct",
+            customdata=finite[["correct", "n"]].to_numpy(),
+            hovertemplate=f"{by} %{{x}}<br>$%{{y:.6f}} per correct answer"
+            "<br>%{customdata[0]} correct of %{customdata[1]}<extra></extra>",
+        )
+    )
+    if by == "max_tokens":
+        swept = sorted(int(v) for v in finite[by])
+        fig.update_xaxes(
+            type="log", tickvals=swept, ticktext=[f"{v:,}" for v in swept], title=f"{by} (tokens)"
+        )
     return fig
 
 

@@ -1,6 +1,7 @@
-"""Price tables as data: live from OpenRouter's ``/models`` when online, embedded otherwise.
+"""Price tables as data (live from OpenRouter's ``/models`` when online, embedded otherwise),
+the cost of a call, and the worst case a budget reserves.
 
-Money rules (reference §2, §4.1, §7):
+Money rules (https://openrouter.ai/docs/api-reference/limits, /docs/use-cases/reasoning-tokens):
 - prefer the billed ``usage.cost``; a computed cost is a fallback and says which table it used;
 - reasoning tokens are *inside* completion tokens: they are never priced a second time;
 - cached prompt tokens are inside prompt tokens, priced at the cache-read rate when one is given;
@@ -10,7 +11,8 @@ Money rules (reference §2, §4.1, §7):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +90,7 @@ def _m(prompt_per_m: float, completion_per_m: float, **kw: Any) -> Price:
 
 
 #: Embedded fallback, used when the live table cannot be fetched. M1 is OpenRouter's listing
-#: ($0.40/M in, $2.20/M out, 1M context, 40K max output per mirrors; reference §6.4). Peers are
+#: ($0.40/M in, $2.20/M out, 1M context, 40K max output per mirrors of its model page). Peers are
 #: the vendors' published list prices, for "what would this cost elsewhere" comparisons only:
 #: verify them against ``GET /api/v1/models`` before quoting them.
 EMBEDDED = PriceTable(
@@ -105,6 +107,53 @@ EMBEDDED = PriceTable(
         "anthropic/claude-sonnet-4": _m(3.0, 15.0, context_length=200_000),
     },
 )
+
+
+#: The embedded model's table: every call is free.
+FREE = PriceTable(source="local: free")
+#: Longest completion assumed when neither the request nor the price table bounds it: M1's
+#: reported 40K output limit on OpenRouter.
+FALLBACK_MAX_COMPLETION = 40_000
+
+
+def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    """A deliberately high prompt-token estimate (≈3 bytes per token; English text runs
+    nearer 4), plus per-message overhead."""
+    size = sum(len(m["content"].encode()) for m in messages)
+    return math.ceil(size / 3) + 8 * len(messages) + 8
+
+
+def completion_cap(body: Mapping[str, Any], price: Price | None) -> int:
+    """The most completion tokens a request can produce: its ``max_tokens``, else the
+    model's listed maximum, else `FALLBACK_MAX_COMPLETION`."""
+    return int(
+        body.get("max_tokens")
+        or (price.max_completion_tokens if price is not None else None)
+        or FALLBACK_MAX_COMPLETION
+    )
+
+
+def worst_case_usd(price: Price, body: Mapping[str, Any]) -> float:
+    """The most a request could cost at `price`: its prompt bound plus `completion_cap`."""
+    return price.cost(estimate_prompt_tokens(body["messages"]), completion_cap(body, price))
+
+
+def cost_of(
+    billed: float | None, usage: Any, price: Price | None, table: PriceTable, *, free: bool
+) -> tuple[float | None, str, str | None]:
+    """(cost_usd, cost_source, price_ref) of one response: the billed ``usage.cost`` wins;
+    a free endpoint costs 0; else the price table; else unknown."""
+    if billed is not None:
+        return billed, "billed", None
+    if free:
+        return 0.0, "local", None
+    if price is None:
+        return None, "unknown", None
+    return (
+        price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
+        "computed",
+        table.source,
+    )
 
 
 def parse_models(body: Any, source: str) -> PriceTable:

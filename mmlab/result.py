@@ -1,4 +1,10 @@
-"""`Result`: what `lab.chat` returns, and how it is stored in the cache."""
+"""What a call returns: a `Response` (what the model produced; the cached form) seen through
+one call (`Result`: hit or miss, spent or saved).
+
+One response has one shape: the endpoint's `Reply`, priced, becomes a `Response`; the cache
+stores ``Response.to_dict()``; a hit is read back with `Result.from_cache` straight from that
+dict; the log row is built from the `Result` (`mmlab.engine`).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,11 @@ from .wire import Reply, Usage, is_truncated
 
 
 @dataclass(slots=True)
-class Result:
-    """One model answer, fresh or from the cache.
+class Response:
+    """One model answer as produced: content, reasoning, tokens and what producing it cost.
 
-    `cost_usd`, `latency_s` and `ttft_s` describe how the response was *produced* (on a cache
-    hit: the original call's figures, so replayed analyses match the live ones);
-    `spent_usd`/`saved_usd` describe *this* call (a hit spends 0 and saves the original cost).
+    `cost_usd`, `latency_s` and `ttft_s` describe how the response was *produced*; on a cache
+    hit they are the original call's figures, so replayed analyses match the live ones.
     """
 
     content: str
@@ -30,12 +35,6 @@ class Result:
     """What producing this response cost (None if unknown)."""
     cost_source: str
     """billed (usage.cost) | computed (price table, see price_ref) | local | unknown."""
-    cache_hit: bool = False
-    """True when served from the cache."""
-    spent_usd: float = 0.0
-    """USD this call spent now (0 on a hit)."""
-    saved_usd: float = 0.0
-    """USD a hit saved (the original cost)."""
     latency_s: float | None = None
     """Seconds from request to complete reply."""
     ttft_s: float | None = None
@@ -43,7 +42,7 @@ class Result:
     provider: str | None = None
     """The upstream provider that served the request (OpenRouter)."""
     model: str | None = None
-    """The model id (friendly id for the embedded model, never a file path)."""
+    """The model that answered (friendly id for the embedded model, never a file path)."""
     generation_id: str | None = None
     """OpenRouter's generation id (for /generation reconciliation)."""
     native_finish_reason: str | None = None
@@ -53,6 +52,54 @@ class Result:
     prompted (the embedded model was asked to think) | none."""
     price_ref: str | None = None
     """The price table a computed cost came from."""
+    created: float = field(default_factory=time.time)
+    """When the response was generated (epoch seconds)."""
+
+    @property
+    def truncated(self) -> bool:
+        """Stopped by the token limit with an empty answer: thinking ate the budget."""
+        return is_truncated(self.finish_reason, self.content)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cache form: the response's own properties, not any call's."""
+        u = self.usage
+        return {
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "finish_reason": self.finish_reason,
+            "native_finish_reason": self.native_finish_reason,
+            "provider": self.provider,
+            "model": self.model,
+            "generation_id": self.generation_id,
+            "usage": {  # (dataclasses.asdict deep-copies: measurably slow per call)
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "reasoning_tokens": u.reasoning_tokens,
+                "cached_tokens": u.cached_tokens,
+            },
+            "cost_usd": self.cost_usd,
+            "cost_source": self.cost_source,
+            "price_ref": self.price_ref,
+            "latency_s": self.latency_s,
+            "ttft_s": self.ttft_s,
+            "reasoning_mode": self.reasoning_mode,
+            "created": self.created,
+        }
+
+
+@dataclass(slots=True)
+class Result(Response):
+    """A `Response` as one call saw it: fresh or from the cache, what it spent or saved.
+
+    `spent_usd`/`saved_usd` describe *this* call (a hit spends 0 and saves the original cost).
+    """
+
+    cache_hit: bool = False
+    """True when served from the cache."""
+    spent_usd: float = 0.0
+    """USD this call spent now (0 on a hit)."""
+    saved_usd: float = 0.0
+    """USD a hit saved (the original cost)."""
     call_id: str | None = None
     """This call's row in the usage log."""
     cache_key: str | None = None
@@ -61,13 +108,6 @@ class Result:
     """Sample index (repeats of one request)."""
     retries: int = 0
     """Retries this call needed (0 on a hit)."""
-    created: float = field(default_factory=time.time)
-    """When the response was generated (epoch seconds)."""
-
-    @property
-    def truncated(self) -> bool:
-        """Stopped by the token limit with an empty answer: thinking ate the budget."""
-        return is_truncated(self.finish_reason, self.content)
 
     def __repr__(self) -> str:
         hit = "hit" if self.cache_hit else "miss"
@@ -79,64 +119,55 @@ class Result:
             f"{self.finish_reason}, {hit})"
         )
 
-    def record(self) -> dict[str, Any]:
-        """The cache form: the response's own properties, not this call's."""
+    def summary(self) -> dict[str, Any]:
+        """The response plus this call's facts, as plain JSON-ready values (CLI ``--json``)."""
         return {
-            "content": self.content,
-            "reasoning": self.reasoning,
-            "finish_reason": self.finish_reason,
-            "native_finish_reason": self.native_finish_reason,
-            "provider": self.provider,
-            "model": self.model,
-            "generation_id": self.generation_id,
-            "usage": {  # (dataclasses.asdict deep-copies: measurably slow per call)
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "reasoning_tokens": self.usage.reasoning_tokens,
-                "cached_tokens": self.usage.cached_tokens,
-            },
-            "cost_usd": self.cost_usd,
-            "cost_source": self.cost_source,
-            "price_ref": self.price_ref,
-            "latency_s": self.latency_s,
-            "ttft_s": self.ttft_s,
-            "reasoning_mode": self.reasoning_mode,
-            "created": self.created,
+            **self.to_dict(),
+            "cache_hit": self.cache_hit,
+            "spent_usd": self.spent_usd,
+            "saved_usd": self.saved_usd,
+            "truncated": self.truncated,
         }
 
     @classmethod
-    def from_record(
+    def from_cache(
         cls, rec: dict[str, Any], *, cache_key: str, sample: int, call_id: str | None
     ) -> Result:
         """A cache hit: the stored response, spending nothing and saving its cost."""
         cost = rec.get("cost_usd")
+        u = rec.get("usage") or {}
         return cls(
             content=rec["content"],
             reasoning=rec.get("reasoning", ""),
             finish_reason=rec.get("finish_reason"),
             native_finish_reason=rec.get("native_finish_reason"),
-            usage=Usage(**rec.get("usage", {})),
+            usage=Usage(
+                u.get("prompt_tokens", 0),
+                u.get("completion_tokens", 0),
+                u.get("reasoning_tokens", 0),
+                u.get("cached_tokens", 0),
+            ),
             cost_usd=cost,
             cost_source=rec.get("cost_source", "unknown"),
             price_ref=rec.get("price_ref"),
-            cache_hit=True,
-            spent_usd=0.0,
-            saved_usd=cost or 0.0,
             latency_s=rec.get("latency_s"),
             ttft_s=rec.get("ttft_s"),
             provider=rec.get("provider"),
             model=rec.get("model"),
             generation_id=rec.get("generation_id"),
             reasoning_mode=rec.get("reasoning_mode", "none"),
+            created=rec.get("created", 0.0),
+            cache_hit=True,
+            spent_usd=0.0,
+            saved_usd=cost or 0.0,
             call_id=call_id,
             cache_key=cache_key,
             sample=sample,
-            created=rec.get("created", 0.0),
         )
 
     @classmethod
     def from_reply(cls, reply: Reply, **kw: Any) -> Result:
-        """A fresh response."""
+        """A fresh response (`kw`: the pricing and this call's facts)."""
         return cls(
             content=reply.content,
             reasoning=reply.reasoning,

@@ -1,8 +1,8 @@
-"""Classified retries: rate limit vs. transient vs. fatal, never a bare `except`.
+"""Retry policy: how long to wait before retrying a retryable failure.
 
-OpenRouter's guidance (reference §5.2, §8): 429/503 honour ``Retry-After`` (or
-``error.availability.retry_after``); 502/504/524/529 and dropped connections back off
-exponentially; 400/401/402/403/404 never retry.
+What is retryable is decided where the error is built (`mmlab.errors.classify_status`):
+429/503 honour ``Retry-After`` (or ``error.availability.retry_after``); 502/504/524/529 and
+dropped connections back off exponentially with jitter; 400/401/402/403/404 never retry.
 """
 
 from __future__ import annotations
@@ -11,23 +11,6 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-
-RATE_LIMIT = {429}
-WAIT_AND_RETRY = {503}  # "no provider available right now": Retry-After when given
-TRANSIENT = {408, 500, 502, 504, 520, 522, 524, 529}
-
-
-def classify_status(status: int) -> tuple[str, bool]:
-    """(kind, retryable) for an HTTP status or an error body's code."""
-    if status in RATE_LIMIT:
-        return "rate_limit", True
-    if status in WAIT_AND_RETRY:
-        return "unavailable", True
-    if status in TRANSIENT:
-        return "transient", True
-    if status == 0:
-        return "connection", True
-    return "http", False
 
 
 def parse_retry_after(value: str | None) -> float | None:

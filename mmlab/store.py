@@ -1,16 +1,31 @@
-"""SQLite: forward-only migrations, the response cache, the usage log, budget reservations.
+"""SQLite: every SQL statement mmlab runs. Migrations, the response cache, the usage log,
+budget reservations, price tables and the usage roll-up.
 
 One file holds everything so a study's money and data travel together. WAL mode lets several
-processes (notebooks, CLI sweeps) read while one writes; every write is one short
-``BEGIN IMMEDIATE`` transaction, so a crash or Ctrl-C never leaves half a call behind.
+processes (notebooks, CLI sweeps) read while one writes.
+
+Writes go through one writer thread per database (`_Writer`): callers queue a job and (for
+paid calls) wait on its future, so SQLite never blocks an event loop, and the jobs queued
+meanwhile are committed together in one transaction — group commit, which is what makes a
+*durable* log row per call (``synchronous=FULL``: on disk before the call returns) cheap at
+high concurrency. Each job runs inside its own SAVEPOINT, so one job's failure never leaves
+half of it behind nor takes its neighbours down.
+
+What survives what: a paid call's log row, its cache entry and the release of its budget
+reservation are one job, fsynced before ``chat`` returns — a crash or power loss after that
+keeps them. A cache hit's row spends nothing and is written behind (queued, not awaited):
+a hard kill can lose the last few hit rows, never a paid call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import contextlib
-import json
+import operator
 import os
+import queue
 import secrets
 import socket
 import sqlite3
@@ -18,10 +33,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import BudgetExceeded, ConfigError, StorageError
+from . import jsonfast
+from .errors import BudgetExceeded, ConfigError, RequestError, StorageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,11 +122,91 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+_ROLLUP_SUMS = (
+    "calls",
+    "hits",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "spent_usd",
+    "saved_usd",
+)
+
+
+@migration
+def m002_usage_rollup(db: sqlite3.Connection) -> None:
+    """Totals per (UTC day, tag, model, endpoint, provider), kept by triggers.
+
+    Usage summaries and budget checks read this small table instead of scanning the log:
+    grouping a million calls took over a second; the roll-up answers in milliseconds.
+    """
+    keys = (
+        "CAST(NEW.ts / 86400 AS INTEGER), COALESCE(NEW.tag, ''), COALESCE(NEW.model, ''), "
+        "COALESCE(NEW.endpoint, ''), COALESCE(NEW.provider, '')"
+    )
+    old_match = (
+        "day = CAST(OLD.ts / 86400 AS INTEGER) AND tag = COALESCE(OLD.tag, '') "
+        "AND model = COALESCE(OLD.model, '') AND endpoint = COALESCE(OLD.endpoint, '') "
+        "AND provider = COALESCE(OLD.provider, '')"
+    )
+    values = (
+        "1, NEW.cache_status = 'hit', NEW.error IS NOT NULL, COALESCE(NEW.prompt_tokens, 0), "
+        "COALESCE(NEW.completion_tokens, 0), COALESCE(NEW.reasoning_tokens, 0), "
+        "NEW.spent_usd, NEW.saved_usd"
+    )
+    upsert = ", ".join(f"{c} = {c} + excluded.{c}" for c in _ROLLUP_SUMS)
+    _script(
+        db,
+        f"""
+        CREATE TABLE usage_rollup (
+            day INTEGER NOT NULL, tag TEXT NOT NULL, model TEXT NOT NULL,
+            endpoint TEXT NOT NULL, provider TEXT NOT NULL,
+            calls INTEGER NOT NULL, hits INTEGER NOT NULL, errors INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL, spent_usd REAL NOT NULL, saved_usd REAL NOT NULL,
+            PRIMARY KEY (day, tag, model, endpoint, provider)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN
+            INSERT INTO usage_rollup VALUES ({keys}, {values})
+            ON CONFLICT DO UPDATE SET {upsert};
+        END;
+        CREATE TRIGGER calls_rollup_rebill AFTER UPDATE OF spent_usd, saved_usd ON calls BEGIN
+            UPDATE usage_rollup SET spent_usd = spent_usd - OLD.spent_usd + NEW.spent_usd,
+                saved_usd = saved_usd - OLD.saved_usd + NEW.saved_usd
+            WHERE {old_match};
+        END;
+        INSERT INTO usage_rollup
+            SELECT CAST(ts / 86400 AS INTEGER), COALESCE(tag, ''), COALESCE(model, ''),
+                   COALESCE(endpoint, ''), COALESCE(provider, ''), COUNT(*),
+                   SUM(cache_status = 'hit'), SUM(error IS NOT NULL),
+                   COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
+                   COALESCE(SUM(reasoning_tokens), 0), SUM(spent_usd), SUM(saved_usd)
+            FROM calls GROUP BY 1, 2, 3, 4, 5
+        """,
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; migrations must stay inside the caller's transaction.
-    for statement in sql.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    # Statements are separated by a ';' at the end of a line (triggers hold inner ';').
+    statement: list[str] = []
+    depth = 0
+    for line in sql.splitlines():
+        statement.append(line)
+        stripped = line.strip().upper()
+        if stripped.startswith("CREATE TRIGGER"):
+            depth += 1
+        if stripped == "END;":
+            depth -= 1
+        if stripped.endswith(";") and depth == 0:
+            text = "\n".join(statement).strip().rstrip(";")
+            if text:
+                db.execute(text)
+            statement = []
+    rest = "\n".join(statement).strip().rstrip(";")
+    if rest:
+        db.execute(rest)
 
 
 def new_id() -> str:
@@ -117,44 +214,74 @@ def new_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
 
 
-CALL_COLUMNS = (
-    "call_id",
-    "ts",
-    "tag",
-    "cache_key",
-    "cache_status",
-    "endpoint",
-    "model",
-    "provider",
-    "generation_id",
-    "sample",
-    "params",
-    "prompt_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "cached_tokens",
-    "cost_usd",
-    "spent_usd",
-    "saved_usd",
-    "cost_source",
-    "price_ref",
-    "latency_s",
-    "ttft_s",
-    "finish_reason",
-    "truncated",
-    "reasoning_mode",
-    "retries",
-    "status",
-    "error_type",
-    "error",
-)
+# --- typed rows ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class CallRow:
+    """One row of the usage log (the ``calls`` table), field for column."""
+
+    call_id: str
+    ts: float
+    tag: str | None
+    cache_key: str | None
+    cache_status: str
+    endpoint: str | None
+    model: str | None
+    sample: int | None
+    params: str | None
+    provider: str | None = None
+    generation_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float | None = None
+    spent_usd: float = 0.0
+    saved_usd: float = 0.0
+    cost_source: str | None = None
+    price_ref: str | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    finish_reason: str | None = None
+    truncated: int | None = None
+    reasoning_mode: str | None = None
+    retries: int = 0
+    status: int | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+CALL_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CallRow))
+_call_values = operator.attrgetter(*CALL_COLUMNS)
 _INSERT_CALL = (
     f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in CALL_COLUMNS)})"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One row of the response cache."""
+
+    key: str
+    endpoint: str
+    model: str
+    sample: int
+    request: str
+    """Canonical JSON of the key material (see `mmlab.cachekey`)."""
+    response: str
+    """JSON of the complete, successful response."""
+    created: float
+
+
+CACHE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CacheEntry))
+_cache_values = operator.attrgetter(*CACHE_COLUMNS)
+_INSERT_CACHE = (
+    f"INTO cache ({', '.join(CACHE_COLUMNS)}) VALUES ({', '.join('?' for _ in CACHE_COLUMNS)})"
+)
+
 _HOST = socket.gethostname()
-HIT_BATCH = 256
-HIT_FLUSH_S = 1.0
 _STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+#: Usage summary groupings: the roll-up column (the day is an integer; formatted afterwards).
+SUMMARY_GROUPS = ("day", "model", "tag", "endpoint", "provider")
 
 
 @atexit.register
@@ -164,18 +291,168 @@ def _flush_all() -> None:
             store.flush()
 
 
+# --- the writer --------------------------------------------------------------------------------
+class _Job:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], wait: bool) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future[Any] | None = (
+            concurrent.futures.Future() if wait else None
+        )
+
+    def start(self) -> bool:
+        """False if the waiter gave up before the job began (then it is skipped)."""
+        return self.future is None or self.future.set_running_or_notify_cancel()
+
+    def settle(self, value: Any = None, error: BaseException | None = None) -> None:
+        if self.future is None:
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(value)
+
+
+class _Writer:
+    """The one thread that writes to a database file from this process.
+
+    It starts on the first write and ends after `IDLE_S` seconds without work (a test session
+    opens hundreds of databases; their writers should not outlive their use).
+    """
+
+    IDLE_S = 5.0
+    BATCH = 512
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.max_pages: int | None = None
+        self.pending = 0
+
+    def busy(self) -> bool:
+        """Whether any job is queued or being written."""
+        return self.pending > 0
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T], *, wait: bool = True) -> _Job:
+        job = _Job(fn, wait)
+        with self.lock:
+            self.pending += 1
+            self.jobs.put(job)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._run, name=f"mmlab-writer:{self.store.path.name}", daemon=True
+                )
+                self.thread.start()
+        return job
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = self.store._connect()
+        # Durable commits: a paid call's row is on disk before the call returns. Group commit
+        # (many jobs per transaction) keeps the fsyncs few at high concurrency.
+        conn.execute("PRAGMA synchronous=FULL")
+        if self.max_pages is not None:
+            conn.execute(f"PRAGMA max_page_count={self.max_pages}")
+        return conn
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                try:
+                    first = self.jobs.get(timeout=self.IDLE_S)
+                except queue.Empty:
+                    with self.lock:
+                        if self.jobs.empty():
+                            self.thread = None
+                            return
+                    continue
+                batch = [first]
+                while len(batch) < self.BATCH:
+                    try:
+                        batch.append(self.jobs.get_nowait())
+                    except queue.Empty:
+                        break
+                taken = len(batch)
+                batch = [job for job in batch if job.start()]
+                try:
+                    if batch and conn is None:
+                        try:
+                            conn = self._connect()
+                        except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                            for job in batch:
+                                job.settle(error=exc)
+                            continue
+                    if batch:
+                        self._commit(conn, batch)
+                finally:
+                    with self.lock:
+                        self.pending -= taken
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            self._begin(conn)
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn)
+                except sqlite3.Error:
+                    raise  # the database itself failed: the whole batch is retried alone
+                except BaseException as exc:  # noqa: BLE001 - a refusal (e.g. budget): undo it
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, None, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for job in batch:  # find the one that fails; commit the others
+                    self._commit(conn, [job])
+            else:
+                batch[0].settle(error=_storage_error(self.store.path, exc))
+            return
+        for job, value, error in outcomes:
+            job.settle(value, error)
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        for attempt in range(50):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                # busy_timeout already waited; a second chance covers WAL recovery races.
+                if _is_busy(exc) and attempt < 49:
+                    time.sleep(0.05)
+                    continue
+                raise
+
+
 class Store:
     """The SQLite database behind a Lab: cache rows, call rows, reservations, price tables."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = self._check_path(Path(path))
         self._local = threading.local()
-        self._pending: list[list[Any]] = []
-        self._pending_lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._writer = _Writer(self)
+        self._hits_lock = threading.Lock()
+        self._hit_rows: list[tuple[Any, ...]] = []
+        self._hits_queued = False
         self._check_foreign()
         self._migrate()
         _STORES.add(self)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
 
     # --- opening ----------------------------------------------------------------------------
     @staticmethod
@@ -214,28 +491,41 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot open db {self.path}: {exc}") from None
 
-    def _conn(self) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open db {self.path}: {exc}") from None
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(
-                    self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=60000")
-            except sqlite3.DatabaseError as exc:
-                raise ConfigError(f"cannot open db {self.path}: {exc}") from None
-            self._local.conn = conn
+            conn = self._local.conn = self._connect()
         return conn
 
     def close(self) -> None:
-        """Write pending hit rows and close this thread's connection."""
+        """Write queued rows and close this thread's read connection."""
         self.flush()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def cap_size(self, max_bytes: int | None) -> None:
+        """Refuse writes that would grow the file past `max_bytes` (None: no cap).
+
+        Such a write fails exactly like a full disk (`StorageError`, nothing half-written):
+        for quota-bound shared machines, and how the tests prove the disk-full path.
+        """
+        page = int(self._read("PRAGMA page_size")[0][0])
+        self._writer.max_pages = None if max_bytes is None else max(1, max_bytes // page)
+        pages = 1073741823 if max_bytes is None else self._writer.max_pages
+        self._write(lambda db: db.execute(f"PRAGMA max_page_count={pages}"))
 
     def _migrate(self) -> None:
         def run(db: sqlite3.Connection) -> None:
@@ -260,81 +550,69 @@ class Store:
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
         try:
-            self.write(run)
-        except sqlite3.DatabaseError as exc:
+            self._write(run)
+        except StorageError as exc:
             raise ConfigError(f"cannot use db {self.path}: {exc}") from None
 
     # --- transactions -----------------------------------------------------------------------
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` inside one IMMEDIATE transaction: all of it lands, or none of it."""
-        conn = self._conn()
-        for attempt in range(50):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc) and attempt < 49:
-                    # busy_timeout already waited; a second chance covers WAL recovery races.
-                    time.sleep(0.05)
-                    continue
-                raise _storage_error(self.path, exc) from None
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException as exc:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # already rolled back by SQLite (e.g. disk full aborts the txn)
-                if isinstance(exc, sqlite3.OperationalError):
-                    if _is_busy(exc) and attempt < 49:
-                        time.sleep(0.05)
-                        continue
-                    raise _storage_error(self.path, exc) from None
-                raise
-        raise StorageError(f"db {self.path} stayed locked")  # pragma: no cover
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in the writer's transaction and wait: all of it lands, or none of it."""
+        future = self._writer.submit(fn).future
+        assert future is not None
+        return future.result()
 
-    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read rows (autocommit read; WAL gives a consistent snapshot).
+    async def _awrite(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`write` for coroutines: the event loop keeps running while SQLite works.
 
-        Pending hit rows are written first, so a read always sees every call made so far.
+        The write is shielded from cancellation: once queued it lands (a paid call's row must
+        not be lost because the task awaiting it was cancelled).
         """
-        if self._pending:
-            self.flush()
-        return self._read(sql, args)
+        future = self._writer.submit(fn).future
+        assert future is not None
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def _write_behind(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """Queue `fn` without waiting (rows that spend nothing: cache hits)."""
+        self._writer.submit(fn, wait=False)
+
+    def flush(self) -> None:
+        """Wait until every queued write (hit rows included) has landed."""
+        if self._hit_rows or self._writer.busy():
+            self._write(self._write_hits)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        # reads of the cache (not the log) need not wait for queued hit rows
+        # WAL readers never wait for the writer; reads of the log flush queued rows first
+        # (see _log_read) so they see every call made so far.
         try:
-            return self._conn().execute(sql, args).fetchall()
+            return self._reader().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             raise _storage_error(self.path, exc) from None
 
+    def _log_read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.flush()
+        return self._read(sql, args)
+
     # --- cache ------------------------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:
-        """The cached reply for `key`, or None."""
-        rows = self._read("SELECT response FROM cache WHERE key = ?", (key,))
-        return json.loads(rows[0][0]) if rows else None
+        """The cached response for `key`, or None."""
+        row = self._reader().execute("SELECT response FROM cache WHERE key = ?", (key,)).fetchone()
+        return jsonfast.loads(row[0]) if row is not None else None
 
     def cache_get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Cached replies for many keys at once (one query per 900 keys)."""
-        keys = list(keys)
+        """Cached responses for many keys at once (one query per 900 keys)."""
         found: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(keys), 900):
-            chunk = keys[i : i + 900]
+        for chunk in _chunks(list(keys), 900):
             marks = ",".join("?" * len(chunk))
             for key, response in self._read(
                 f"SELECT key, response FROM cache WHERE key IN ({marks})", chunk
             ):
-                found[key] = json.loads(response)
+                found[key] = jsonfast.loads(response)
         return found
 
     def cache_keys(self, keys: Iterable[str]) -> set[str]:
-        """Which of `keys` have a cached reply (without reading the replies)."""
-        keys = list(keys)
+        """Which of `keys` have a cached response (without reading the responses)."""
         found: set[str] = set()
-        for i in range(0, len(keys), 900):
-            chunk = keys[i : i + 900]
+        for chunk in _chunks(list(keys), 900):
             marks = ",".join("?" * len(chunk))
             stored = {
                 k for (k,) in self._read(f"SELECT key FROM cache WHERE key IN ({marks})", chunk)
@@ -353,89 +631,117 @@ class Store:
             rows = self._read("SELECT request FROM cache LIMIT 5000")
         return [r[0] for r in rows]
 
-    # --- the log ----------------------------------------------------------------------------
-    def record(
-        self,
-        call: dict[str, Any],
-        *,
-        cache_row: tuple[str, str, str, int, str, str, float] | None = None,
-        release: str | None = None,
-    ) -> None:
-        """Write one call row, and its cache row and reservation release, atomically."""
+    def cache_put(self, entries: Sequence[CacheEntry], *, replace: bool = False) -> int:
+        """Insert cache entries in one transaction (existing keys are kept unless `replace`);
+        returns how many were added."""
+        verb = "INSERT OR REPLACE " if replace else "INSERT OR IGNORE "
 
-        pending = self._take_pending()
+        def txn(db: sqlite3.Connection) -> int:
+            before = db.total_changes
+            db.executemany(verb + _INSERT_CACHE, [_cache_values(e) for e in entries])
+            return db.total_changes - before
+
+        return self._write(txn)
+
+    def cache_entries(self, tag: str) -> list[CacheEntry]:
+        """The cache entries calls tagged `tag` (or below it) used, sorted by key."""
+        where, args = tag_filter("tag", tag)
+        rows = self._log_read(
+            f"SELECT {', '.join(CACHE_COLUMNS)} FROM cache WHERE key IN "
+            f"(SELECT DISTINCT cache_key FROM calls {where} AND cache_key IS NOT NULL) "
+            "ORDER BY key",
+            args,
+        )
+        return [CacheEntry(*r) for r in rows]
+
+    def cache_stats(self) -> tuple[list[tuple[str, str, int, int]], int, int]:
+        """(rows of endpoint, model, entries, bytes), hits logged, calls logged."""
+        rows = self._read(
+            "SELECT endpoint, model, COUNT(*), SUM(LENGTH(response)) FROM cache "
+            "GROUP BY endpoint, model ORDER BY endpoint, model"
+        )
+        hits, calls = self._log_read(
+            "SELECT COALESCE(SUM(hits), 0), COALESCE(SUM(calls), 0) FROM usage_rollup"
+        )[0]
+        return [tuple(r) for r in rows], int(hits), int(calls)  # type: ignore[misc]
+
+    def cache_clear(self, tag: str | None = None) -> int:
+        """Delete cache entries: all of them (tag None), or those calls tagged `tag` used."""
+        if tag is None:
+            return self._write(lambda db: db.execute("DELETE FROM cache").rowcount)
+        where, args = tag_filter("tag", tag)
+        return self._write(
+            lambda db: (
+                db.execute(
+                    f"DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls {where})", args
+                ).rowcount
+            )
+        )
+
+    # --- the log ----------------------------------------------------------------------------
+    def _commit_call_txn(
+        self, row: CallRow, entry: CacheEntry | None, release: str | None
+    ) -> Callable[[sqlite3.Connection], None]:
+        values = _call_values(row)
 
         def txn(db: sqlite3.Connection) -> None:
-            if pending:
-                db.executemany(_INSERT_CALL, pending)
-            if cache_row is not None:
-                db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", cache_row)
-            db.execute(_INSERT_CALL, [call.get(c) for c in CALL_COLUMNS])
+            if entry is not None:
+                db.execute("INSERT OR REPLACE " + _INSERT_CACHE, _cache_values(entry))
+            db.execute(_INSERT_CALL, values)
             if release is not None:
                 db.execute("DELETE FROM reservations WHERE id = ?", (release,))
 
+        return txn
+
+    def commit_call(
+        self, row: CallRow, entry: CacheEntry | None = None, release: str | None = None
+    ) -> None:
+        """Write one call's log row, its cache entry and its reservation's release, atomically
+        and durably."""
+        self._write(self._commit_call_txn(row, entry, release))
+
+    async def acommit_call(
+        self, row: CallRow, entry: CacheEntry | None = None, release: str | None = None
+    ) -> None:
+        """`commit_call` for coroutines."""
+        await self._awrite(self._commit_call_txn(row, entry, release))
+
+    def log_failure(self, row: CallRow, release: str | None = None) -> None:
+        """Queue a failed call's row and its reservation's release (written behind: a failed
+        call spent nothing, and a cancelled task must not wait on the database)."""
+        txn = self._commit_call_txn(row, None, release)
+        self._write_behind(txn)
+
+    def log_hits(self, rows: Sequence[CallRow]) -> None:
+        """Queue the log rows of cache hits (written behind: they spend nothing).
+
+        Rows gather in one list that a single queued job writes: a burst of hits costs one
+        job and one transaction, not one each.
+        """
+        with self._hits_lock:
+            self._hit_rows.extend(_call_values(r) for r in rows)
+            if self._hits_queued or not self._hit_rows:
+                return
+            self._hits_queued = True
+        self._write_behind(self._write_hits)
+
+    def _write_hits(self, db: sqlite3.Connection) -> None:
+        with self._hits_lock:
+            rows, self._hit_rows = self._hit_rows, []
+            self._hits_queued = False
         try:
-            self.write(txn)
+            db.executemany(_INSERT_CALL, rows)
         except BaseException:
-            self._restore_pending(pending)
+            with self._hits_lock:  # rolled back: keep them for the retry or the next flush
+                self._hit_rows[:0] = rows
             raise
 
-    # --- cache-hit rows: written behind -----------------------------------------------------
-    # A hit spends nothing, and a commit per hit would cost several times the lookup itself.
-    # Hit rows are therefore written in batches: when HIT_BATCH are waiting, with the next
-    # paid call's transaction, before any read of the log, after HIT_FLUSH_S seconds, and at
-    # exit. A hard crash can lose at most the last unflushed hits — never a paid call, never
-    # a cache entry.
-    def record_hit(self, call: dict[str, Any]) -> None:
-        """Queue the log row of a cache hit."""
-        row = [call.get(c) for c in CALL_COLUMNS]
-        with self._pending_lock:
-            self._pending.append(row)
-            full = len(self._pending) >= HIT_BATCH
-            if not full and self._timer is None:
-                self._timer = threading.Timer(HIT_FLUSH_S, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
-        if full:
-            self.flush()
-
-    def _take_pending(self) -> list[list[Any]]:
-        with self._pending_lock:
-            pending, self._pending = self._pending, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        return pending
-
-    def _restore_pending(self, rows: list[list[Any]]) -> None:
-        if rows:
-            with self._pending_lock:
-                self._pending[:0] = rows
-
-    def flush(self) -> None:
-        """Write queued hit rows now."""
-        rows = self._take_pending()
-        if rows:
-            try:
-                self.write(lambda db: db.executemany(_INSERT_CALL, rows))
-            except BaseException:
-                self._restore_pending(rows)
-                raise
-
-    def record_many(self, calls: Sequence[dict[str, Any]]) -> None:
-        """Write many call rows (e.g. a sweep's cache hits) in one transaction."""
-        if calls:
-            self.write(
-                lambda db: db.executemany(
-                    _INSERT_CALL, [[c.get(k) for k in CALL_COLUMNS] for c in calls]
-                )
-            )
-
-    def calls_frame(self, where: str = "", args: Sequence[Any] = ()) -> pd.DataFrame:
-        """The usage log as a DataFrame, oldest first."""
+    def calls_frame(self, scope: str | None = None) -> pd.DataFrame:
+        """The usage log (calls tagged `scope` or below; None: all) as a DataFrame, oldest first."""
         import pandas as pd
 
-        rows = self.query(
+        where, args = tag_filter("tag", scope)
+        rows = self._log_read(
             f"SELECT {', '.join(CALL_COLUMNS)} FROM calls {where} ORDER BY ts, call_id", args
         )
         df = pd.DataFrame.from_records(rows, columns=list(CALL_COLUMNS))
@@ -444,36 +750,121 @@ class Store:
         df["truncated"] = df["truncated"].astype("boolean")
         return df
 
+    def usage_summary(self, by: str, scope: str | None = None) -> pd.DataFrame:
+        """Totals of the log grouped `by` day | model | tag | endpoint | provider: calls, hits,
+        errors, tokens, spent and saved USD (read from the roll-up, not the log)."""
+        import pandas as pd
+
+        if by not in SUMMARY_GROUPS:
+            raise RequestError(f"by must be one of {', '.join(SUMMARY_GROUPS)}; got {by!r}", "by")
+        where, args = tag_filter("tag", scope)
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in _ROLLUP_SUMS)
+        rows = self._log_read(
+            f"SELECT {by}, {sums} FROM usage_rollup {where} GROUP BY 1 ORDER BY 1", args
+        )
+        df = pd.DataFrame.from_records(rows, columns=[by, *_ROLLUP_SUMS])
+        if by == "day" and len(df):
+            df["day"] = pd.to_datetime(df["day"] * 86400, unit="s", utc=True).dt.strftime(
+                "%Y-%m-%d"
+            )
+        return df
+
+    def last_errors(self, scope: str, keys: set[str]) -> dict[str, str]:
+        """For cache keys with no successful response: the error of their last attempt.
+
+        An attempt that was interrupted (cancelled) or later succeeded clears the error, so
+        a cell counts as failed only when its last real attempt failed.
+        """
+        where, args = tag_filter("tag", scope)
+        errors: dict[str, str] = {}
+        for key, error, error_type in self._log_read(
+            f"SELECT cache_key, error, error_type FROM calls {where} "
+            "AND cache_status != 'hit' ORDER BY ts, call_id",
+            args,
+        ):
+            if key not in keys:
+                continue
+            if error is None or error_type == "cancelled":
+                errors.pop(key, None)
+            else:
+                errors[key] = error
+        return errors
+
+    def observed_lengths(self, model: str, endpoint: str) -> tuple[dict[Any, float], int]:
+        """Mean completion tokens of logged successful calls to a model, by ``max_tokens``
+        (key None: calls without one; ``"any"``: all), and how many calls that is."""
+        rows = self._log_read(
+            "SELECT json_extract(params, '$.max_tokens'), AVG(completion_tokens), COUNT(*) "
+            "FROM calls WHERE model = ? AND endpoint = ? AND error IS NULL "
+            "AND cache_status != 'hit' AND completion_tokens IS NOT NULL GROUP BY 1",
+            (model, endpoint),
+        )
+        out: dict[Any, float] = {}
+        n, total = 0, 0.0
+        for max_tokens, mean, count in rows:
+            out[max_tokens] = float(mean)
+            n += count
+            total += float(mean) * count
+        if n:
+            out["any"] = total / n
+        return out, n
+
+    def unbilled_calls(self, endpoint: str) -> list[tuple[str, str, str | None]]:
+        """(call_id, generation_id, cache_key) of paid calls whose cost was not billed."""
+        return [
+            (a, b, c)
+            for a, b, c in self._log_read(
+                "SELECT call_id, generation_id, cache_key FROM calls "
+                "WHERE generation_id IS NOT NULL AND cache_status != 'hit' AND endpoint = ? "
+                "AND (cost_source IS NULL OR cost_source IN ('unknown', 'computed'))",
+                (endpoint,),
+            )
+        ]
+
+    def rebill(self, call_id: str, cache_key: str | None, cost: float) -> None:
+        """Record a billed cost for a logged call (and its cache entry), in one transaction."""
+
+        def txn(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE calls SET cost_usd = ?, spent_usd = ?, cost_source = 'billed', "
+                "price_ref = NULL WHERE call_id = ?",
+                (cost, cost, call_id),
+            )
+            if cache_key is None:
+                return
+            row = db.execute("SELECT response FROM cache WHERE key = ?", (cache_key,)).fetchone()
+            if row is not None:
+                response = jsonfast.loads(row[0])
+                response.update(cost_usd=cost, cost_source="billed", price_ref=None)
+                db.execute(
+                    "UPDATE cache SET response = ? WHERE key = ?",
+                    (jsonfast.dumps(response), cache_key),
+                )
+
+        self._write(txn)
+
     # --- budget -----------------------------------------------------------------------------
     def spent(self, scope: str | None) -> float:
         """USD spent by logged calls under tag `scope` (None means the whole database)."""
         where, args = tag_filter("tag", scope)
         return float(
-            self.query(f"SELECT COALESCE(SUM(spent_usd), 0) FROM calls {where}", args)[0][0]
+            self._log_read(f"SELECT COALESCE(SUM(spent_usd), 0) FROM usage_rollup {where}", args)[
+                0
+            ][0]
         )
 
-    def reserve(
-        self, tag: str | None, usd: float, limits: Sequence[tuple[str | None, float]]
-    ) -> str:
-        """Reserve `usd` for a call tagged `tag`, or raise `BudgetExceeded`.
-
-        `limits` are (scope, budget) caps that must all hold: spent + in flight + `usd` within
-        each budget, where a scope counts its tag and the tags below it (``study`` covers
-        ``study/sweep-1``). The check and the reservation are one transaction, so concurrent
-        callers (threads, tasks, other processes) can never together pass a cap.
-        """
-        rid = new_id()
-
-        def txn(db: sqlite3.Connection) -> None:
-            self._drop_dead_reservations(db)
+    def _reserve_txn(
+        self, tag: str | None, usd: float, limits: Sequence[tuple[str | None, float]], rid: str
+    ) -> Callable[[sqlite3.Connection], str]:
+        def txn(db: sqlite3.Connection) -> str:
+            _drop_dead_reservations(db)
             for scope, budget in limits:
                 where, args = tag_filter("tag", scope)
                 spent = db.execute(
-                    f"SELECT COALESCE(SUM(spent_usd), 0) FROM calls {where}", args
+                    f"SELECT COALESCE(SUM(spent_usd), 0) FROM usage_rollup {where}", args
                 ).fetchone()[0]
-                rwhere, rargs = tag_filter("tag", scope)
                 held = db.execute(
-                    f"SELECT COALESCE(SUM(usd), 0) FROM reservations {rwhere}", rargs
+                    f"SELECT COALESCE(SUM(usd), 0) FROM reservations {where}", args
                 ).fetchone()[0]
                 if spent + held + usd > budget + 1e-12:
                     where_said = f" for tag {scope!r}" if scope is not None else ""
@@ -489,20 +880,45 @@ class Store:
                 "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
                 (rid, tag, usd, _HOST, os.getpid(), time.time()),
             )
+            return rid
 
-        self.write(txn)
-        return rid
+        return txn
+
+    def reserve(
+        self, tag: str | None, usd: float, limits: Sequence[tuple[str | None, float]]
+    ) -> str:
+        """Reserve `usd` for a call tagged `tag`, or raise `BudgetExceeded`.
+
+        `limits` are (scope, budget) caps that must all hold: spent + in flight + `usd` within
+        each budget, where a scope counts its tag and the tags below it (``study`` covers
+        ``study/sweep-1``). The check and the reservation are one transaction, so concurrent
+        callers (threads, tasks, other processes) can never together pass a cap.
+        """
+        return self._write(self._reserve_txn(tag, usd, limits, new_id()))
+
+    async def areserve(
+        self, tag: str | None, usd: float, limits: Sequence[tuple[str | None, float]]
+    ) -> str:
+        """`reserve` for coroutines. If the awaiting task is cancelled, a reservation that
+        lands anyway is released behind it (never held by a call that will not be made)."""
+        rid = new_id()
+        try:
+            return await self._awrite(self._reserve_txn(tag, usd, limits, rid))
+        except asyncio.CancelledError:
+            self.release_behind(rid)  # queued after the reservation: undoes it if it landed
+            raise
 
     def release(self, rid: str) -> None:
         """Drop a reservation whose call ended without a log row."""
-        self.write(lambda db: db.execute("DELETE FROM reservations WHERE id = ?", (rid,)))
+        self._write(_release_txn(rid))
 
-    @staticmethod
-    def _drop_dead_reservations(db: sqlite3.Connection) -> None:
-        # A process killed mid-call leaves its reservation behind; on this host we can tell.
-        for rid, pid in db.execute("SELECT id, pid FROM reservations WHERE host = ?", (_HOST,)):
-            if not _pid_alive(pid):
-                db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
+    def release_behind(self, rid: str) -> None:
+        """Queue the release of a reservation (idempotent)."""
+        self._write_behind(_release_txn(rid))
+
+    def reservations_held(self) -> int:
+        """How many budget reservations are outstanding (calls in flight)."""
+        return int(self._log_read("SELECT COUNT(*) FROM reservations")[0][0])
 
     # --- price tables -----------------------------------------------------------------------
     def price_get(self, source: str) -> tuple[float, str] | None:
@@ -510,9 +926,9 @@ class Store:
         rows = self._read("SELECT fetched, body FROM prices WHERE source = ?", (source,))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def price_put(self, source: str, body: str) -> None:
+    async def aprice_put(self, source: str, body: str) -> None:
         """Store a fetched price table."""
-        self.write(
+        await self._awrite(
             lambda db: db.execute(
                 "INSERT OR REPLACE INTO prices VALUES (?, ?, ?)", (source, time.time(), body)
             )
@@ -526,8 +942,24 @@ def tag_filter(column: str, tag: str | None) -> tuple[str, tuple[Any, ...]]:
     log, budget and bundle include it. (substr, not LIKE: tags often contain ``_``.)
     """
     if tag is None:
-        return "", ()
+        return "WHERE 1", ()
     return (f"WHERE ({column} = ? OR substr({column}, 1, ?) = ?)", (tag, len(tag) + 1, tag + "/"))
+
+
+def _release_txn(rid: str) -> Callable[[sqlite3.Connection], Any]:
+    return lambda db: db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _drop_dead_reservations(db: sqlite3.Connection) -> None:
+    # A process killed mid-call leaves its reservation behind; on this host we can tell.
+    for rid, pid in db.execute("SELECT id, pid FROM reservations WHERE host = ?", (_HOST,)):
+        if not _pid_alive(pid):
+            db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
 
 
 def _refuse_foreign(db: sqlite3.Connection, path: Path) -> None:
@@ -561,3 +993,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+__all__ = [
+    "CACHE_COLUMNS",
+    "CALL_COLUMNS",
+    "CacheEntry",
+    "CallRow",
+    "MIGRATIONS",
+    "Store",
+    "new_id",
+    "tag_filter",
+]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from mmlab import Lab, RetryPolicy
-from mmlab.standin import StandIn
+from mmlab.endpoints import OpenRouter
+from mmlab.testing import StandIn
 
 #: Recognisable and obviously fake; tests scan for it to prove it never leaks.
 FAKE_KEY = "sk-mmlab-TEST-not-a-real-key-7f3a9c1e5b"
@@ -44,6 +45,8 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def lab(standin: StandIn, db: Path) -> Iterator[Lab]:
-    lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, retry=FAST_RETRY)
+    # the stand-in speaks OpenRouter's extras (/models, /generation) on a loopback URL
+    endpoint = OpenRouter(standin.url, FAKE_KEY)
+    lab = Lab(endpoint=endpoint, db=db, quiet=True, retry=FAST_RETRY)
     yield lab
     lab.close()

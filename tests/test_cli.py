@@ -68,7 +68,7 @@ def test_bad_input_exits_2_and_sends_nothing(standin, db):
 
 
 def test_api_error_exits_1_without_the_key(standin, db):
-    from mmlab.standin import Fault
+    from mmlab.testing import Fault
 
     standin.enqueue(Fault.http(401))
     out = mmlab(

@@ -9,7 +9,7 @@ from conftest import FAKE_KEY
 
 from mmlab import Lab, RetryPolicy, Timeouts
 from mmlab.errors import APIError
-from mmlab.standin import Fault, StandIn
+from mmlab.testing import Fault, StandIn
 
 
 def _cache_rows(db) -> int:
@@ -81,12 +81,12 @@ def test_retry_after_is_honoured(lab, standin):
 
     async def go():
         return await with_retries(
-            lambda: lab.endpoint.complete(lab._http(), call.body, False, None),
+            lambda: lab.endpoint.complete(lab.http, call.body, False, None),
             RetryPolicy(base_s=0.001, cap_s=5.0),
             stats,
         )
 
-    from mmlab.runner import run_sync
+    from mmlab.loop import run_sync
 
     run_sync(go())
     assert stats.rate_limited == 1 and stats.retries == 1

@@ -10,8 +10,9 @@ import pytest
 from conftest import FAKE_KEY, FAST_RETRY
 
 from mmlab import Lab, Timeouts
+from mmlab.endpoints import Endpoint, OpenRouter
 from mmlab.errors import CacheMiss, ConfigError
-from mmlab.standin import StandIn, synth_reply
+from mmlab.testing import StandIn, synth_reply
 
 
 def test_miss_then_free_hit_with_billed_cost(lab, standin):
@@ -203,13 +204,13 @@ def test_env_key_is_never_sent_to_a_custom_base_url(standin, db, monkeypatch):
     lab = Lab(base_url=standin.url, db=db, quiet=True)
     lab.chat("who am I", max_tokens=300)
     assert standin.seen[0].authorized is False
-    assert Lab(db=db, quiet=True).endpoint.kind == "openrouter"
+    assert isinstance(Lab(db=db, quiet=True).endpoint, OpenRouter)
 
 
 def test_endpoint_choice_from_environment(standin, db, monkeypatch):
     monkeypatch.setenv("MMLAB_BASE_URL", standin.url)
     lab = Lab(db=db, quiet=True)
-    assert lab.endpoint.base_url == standin.url and lab.endpoint.kind == "openai"
+    assert lab.endpoint.base_url == standin.url and type(lab.endpoint) is Endpoint
     monkeypatch.setenv("OPENROUTER_API_KEY", FAKE_KEY)
     lab = Lab(db=db, quiet=True)
     assert lab.endpoint.base_url == "https://openrouter.ai/api/v1"
@@ -258,3 +259,57 @@ def test_m1_preset_is_documented_not_injected(lab, standin):
     assert "temperature" not in standin.seen[0].body and "top_p" not in standin.seen[0].body
     lab.chat("preset", max_tokens=300, **M1_RECOMMENDED)
     assert standin.seen[1].body["temperature"] == 1.0 and standin.seen[1].body["top_p"] == 0.95
+
+
+def test_an_httpx_mock_transport_replaces_the_sockets(db):
+    """Unit tests that need no socket can hand the engine an httpx transport."""
+    import httpx
+
+    seen = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "id": "gen-mock",
+                "choices": [{"finish_reason": "stop", "message": {"content": "4"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "cost": 0.5},
+            },
+        )
+
+    lab = Lab(
+        base_url="http://mock.invalid/v1",
+        db=db,
+        quiet=True,
+        transport=httpx.MockTransport(reply),
+    )
+    r = lab.chat("2+2?", max_tokens=5)
+    assert r.content == "4" and r.cost_usd == 0.5 and r.generation_id == "gen-mock"
+    assert seen == [{"model": "minimax/minimax-m1", "messages": [
+        {"role": "user", "content": "2+2?"}], "max_tokens": 5}]  # fmt: skip
+
+
+def test_a_key_does_not_make_a_server_openrouter(standin, db):
+    """A self-hosted server given a key is OpenAI-compatible: no /models, no reconcile."""
+    lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, model="acme/x")
+    assert type(lab.endpoint) is Endpoint and not lab.endpoint.capabilities.live_prices
+    r = lab.chat("priced how?", max_tokens=300)
+    assert r.cost_source == "billed"  # the stand-in bills usage.cost itself
+    assert lab.prices.source.startswith("embedded")  # never fetched from the server
+    with pytest.raises(ConfigError, match="generation records"):
+        lab.reconcile()
+    assert isinstance(Lab(base_url="https://openrouter.ai/api/v1", db=db, quiet=True).endpoint,
+                      OpenRouter)  # fmt: skip
+
+
+def test_key_material_is_assembled_exactly_as_its_canonical_json(lab):
+    from mmlab import cachekey
+    from mmlab.wire import canonical_json
+
+    call = lab.prepare(
+        "ünïcode \\ \"quotes\"", system="s", sample=7, temperature=1, reasoning={"effort": "low"}
+    )
+    material = cachekey.key_material(lab.endpoint.identity, call.body, 7)
+    assert call.material_json == canonical_json(material)
+    assert call.key == cachekey.cache_key(material)

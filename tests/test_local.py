@@ -15,15 +15,18 @@ import httpx
 import pytest
 
 from mmlab import Lab
+from mmlab.endpoints import Embedded
+from mmlab.endpoints.gguf import model_path
+from mmlab.endpoints.llama_process import LocalServer, server_for
+from mmlab.endpoints.thinking import wants_reasoning
 from mmlab.errors import CacheMiss, LocalModelError
-from mmlab.local import LocalServer, model_path, server_for, wants_reasoning
 from mmlab.pricing import reprice
 
 
 @pytest.fixture
 def local_lab(db):
     lab = Lab(db=db, quiet=True)
-    assert lab.endpoint.kind == "local"
+    assert isinstance(lab.endpoint, Embedded) and lab.endpoint.capabilities.free
     return lab
 
 
@@ -172,7 +175,7 @@ def test_replay_never_starts_the_server(db):
             lab.chat("never recorded", max_tokens=4)
         except CacheMiss:
             pass
-        from mmlab.local import _SERVERS
+        from mmlab.endpoints.llama_process import _SERVERS
         assert all(s.proc is None for s in _SERVERS.values()), "server started"
         print("ok")
     """)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import sqlite3
 
 import pytest
 from conftest import FAKE_KEY, FAST_RETRY
 
 from mmlab import Lab
+from mmlab.endpoints import OpenRouter
 from mmlab.errors import BudgetExceeded, ConfigError
 from mmlab.pricing import EMBEDDED, PER_M, Price, compare, parse_models, reprice
-from mmlab.standin import Fault, StandIn
+from mmlab.testing import Fault, StandIn
 from mmlab.wire import Usage
 
 
@@ -56,7 +59,7 @@ def test_parse_models_reads_usd_per_token_strings():
 def test_computed_cost_uses_the_live_table_and_says_so(db):
     with StandIn(omit_cost=True) as server:
         server.state.model_prices["minimax/minimax-m1"] = ("0.000001", "0.000003")
-        lab = Lab(base_url=server.url, api_key=FAKE_KEY, db=db, quiet=True)
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True)
         r = lab.chat("price me", max_tokens=300)
     assert r.cost_source == "computed" and "/models" in r.price_ref
     assert r.cost_usd == pytest.approx(
@@ -68,7 +71,9 @@ def test_computed_cost_uses_the_live_table_and_says_so(db):
 
 def test_unknown_cost_when_no_price(db):
     with StandIn(omit_cost=True) as server:
-        lab = Lab(base_url=server.url, api_key=FAKE_KEY, db=db, quiet=True, model="acme/unpriced")
+        lab = Lab(
+            endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True, model="acme/unpriced"
+        )
         r = lab.chat("price me", max_tokens=300)
     assert r.cost_usd is None and r.cost_source == "unknown"
 
@@ -121,7 +126,7 @@ def test_budget_counts_calls_in_flight(db):
     done = [r for r in results if r is not None]
     assert 1 <= len(done) <= 4 and sent == len(done)
     assert lab.spent_usd() <= 0.0019
-    assert lab.store.query("SELECT COUNT(*) FROM reservations")[0][0] == 0
+    assert lab.store.reservations_held() == 0
 
 
 def test_spend_survives_restarts(standin, db):
@@ -147,12 +152,11 @@ def test_budget_scoped_by_tag(standin, db):
 
 def test_reservation_of_a_dead_process_is_dropped(standin, db):
     lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, budget_usd=0.01)
-    lab.store.write(
-        lambda c: c.execute(
+    with sqlite3.connect(db) as conn:  # what a process killed mid-call leaves behind
+        conn.execute(
             "INSERT INTO reservations VALUES ('ghost', '*', 0.0099, ?, 999999999, 0)",
-            (__import__("socket").gethostname(),),
+            (socket.gethostname(),),
         )
-    )
     assert lab.chat("after a crash", max_tokens=300).content
 
 
@@ -165,7 +169,9 @@ def test_bad_budget_is_a_config_error(bad, db):
 def test_reconcile_fills_missing_costs_from_generation(db):
     with StandIn(omit_cost=True) as server:
         server.state.generation_404s = 2  # the record lags behind the completion
-        lab = Lab(base_url=server.url, api_key=FAKE_KEY, db=db, quiet=True, model="acme/unpriced")
+        lab = Lab(
+            endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True, model="acme/unpriced"
+        )
         r = lab.chat("bill me later", max_tokens=300)
         assert r.cost_source == "unknown"
         updated = lab.reconcile(wait_s=0.01)

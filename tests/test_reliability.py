@@ -5,19 +5,22 @@ Counts are printed (``pytest -s`` shows them) and asserted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections import Counter, defaultdict
 
 import pytest
 from conftest import FAKE_KEY
 
 from mmlab import Lab, RetryPolicy, grid
-from mmlab.standin import FaultRates, StandIn
+from mmlab.testing import FaultRates, StandIn
 
 STORM = FaultRates(
     rate_limit=0.20,
@@ -143,7 +146,53 @@ def test_budget_holds_under_concurrency_and_faults(db):
         assert res.stats.stopped and res.stats.stopped.startswith("budget")
         spent = lab.spent_usd("capped")
         assert 0 < spent <= cap
-        assert lab.store.query("SELECT COUNT(*) FROM reservations")[0][0] == 0
+        assert lab.store.reservations_held() == 0
         # the bigger budget picks up exactly where the cap stopped
         more = sweep.run(concurrency=16, budget_usd=cap * 100, progress=False)
         assert more.complete
+
+
+def test_a_writer_holding_the_database_never_stalls_the_event_loop(db, standin):
+    """Another process holds SQLite's write lock for 5 s in the middle of a sweep: in-flight
+    calls keep going out and coming back, and the event loop never freezes; every row lands
+    once the lock is released."""
+    lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True)
+    sweep = lab.sweep([f"held {i}" for i in range(40)], grid(max_tokens=[300]), tag="held")
+    held = threading.Event()
+
+    def hold() -> None:
+        holder = sqlite3.connect(db, timeout=60, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long transaction elsewhere
+        held.set()
+        time.sleep(5.0)  # the scenario itself: a writer that keeps the lock for 5 s
+        holder.execute("COMMIT")
+
+    gaps: list[float] = []
+    sent_while_held: list[int] = []
+
+    async def main():
+        async def heartbeat() -> None:
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.ensure_future(heartbeat())
+        locker = threading.Thread(target=hold)
+        locker.start()
+        await asyncio.to_thread(held.wait)
+        before = len(standin.seen)
+        run = asyncio.ensure_future(sweep.arun(concurrency=4, progress=False))
+        await asyncio.to_thread(locker.join)
+        sent_while_held.append(len(standin.seen) - before)
+        res = await run
+        beat.cancel()
+        return res
+
+    res = asyncio.run(main())
+    assert res.complete and res.stats.sent == 40
+    assert sent_while_held[0] >= 4  # calls went out and came back while the lock was held
+    assert max(gaps) < 1.0, f"the event loop froze for {max(gaps):.2f} s"
+    assert len(lab.calls("held")) == 40

@@ -20,7 +20,7 @@ from conftest import FAKE_KEY
 from mmlab import Lab, RetryPolicy, grid
 from mmlab.bundle import export_bundle
 from mmlab.errors import APIError
-from mmlab.standin import Fault
+from mmlab.testing import Fault
 
 
 def _scan(path) -> None:

@@ -70,19 +70,14 @@ def test_read_only_db_is_refused(db, monkeypatch):
 def test_disk_full_is_a_clear_error_and_nothing_is_half_written(lab, standin, db):
     lab.chat("fits", max_tokens=300)
     conn = sqlite3.connect(db)
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    pages, size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
 
     # Cap the file at its current size: the next write hits SQLITE_FULL.
-    def capped():
-        c = lab.store._conn()
-        c.execute(f"PRAGMA max_page_count={pages}")
-        return c
-
-    lab.store._local.conn = capped()
+    lab.store.cap_size(pages * size)
     big = "x" * 200_000
     with pytest.raises(StorageError, match="full"):
-        asyncio.run(lab.achat(big, max_tokens=300))  # this thread's (capped) connection
-    lab.store._local.conn.execute("PRAGMA max_page_count=1073741823")
+        asyncio.run(lab.achat(big, max_tokens=300))
+    lab.store.cap_size(None)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == 1
 
@@ -112,7 +107,7 @@ def test_summary_totals(lab, standin):
 
 
 def test_key_never_reaches_the_db_file(lab, standin, db):
-    from mmlab.standin import Fault
+    from mmlab.testing import Fault
 
     lab.chat("secret keeping", max_tokens=300, stream=True)
     standin.enqueue(Fault.http(401))

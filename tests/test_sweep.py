@@ -17,7 +17,7 @@ from conftest import FAKE_KEY, FAST_RETRY
 from mmlab import Lab, RetryPolicy, grid, random_, scorers, zip_
 from mmlab.analysis import cost_per_correct, reasoning_share, summarize, truncation_rate, wilson
 from mmlab.errors import ConfigError, RequestError
-from mmlab.standin import Fault, StandIn, synth_reply
+from mmlab.testing import Fault, StandIn, synth_reply
 
 PROMPTS = ["What is 2 + 2?", "Name a prime number larger than ten.", "Why is the sky blue?"]
 
@@ -219,7 +219,7 @@ def test_interrupt_leaves_nothing_half_written(db):
         log = lab.calls("ctrl-c")
         cancelled = log[log["error_type"] == "cancelled"]
         assert len(cancelled) >= 1
-        cached = lab.store.query("SELECT COUNT(*) FROM cache")[0][0]
+        cached = sqlite3.connect(lab.store.path).execute("SELECT COUNT(*) FROM cache").fetchone()[0]
         assert cached == (log["error"].isna()).sum()  # only complete answers were cached
         plan = sweep.plan()
         assert (plan["status"] == "error").sum() == 0  # cancelled cells are not failures

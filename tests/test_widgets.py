@@ -7,7 +7,7 @@ import pytest
 
 from mmlab import grid
 from mmlab.pricing import EMBEDDED
-from mmlab.standin import Fault, synth_reply
+from mmlab.testing import Fault, synth_reply
 from mmlab.widgets import CostPlanner, PromptExplorer, ReasoningExplorer, SweepBuilder
 
 

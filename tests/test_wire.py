@@ -8,12 +8,12 @@ import math
 import pytest
 
 from mmlab.errors import APIError, RequestError
+from mmlab.params import check_params
 from mmlab.wire import (
     StreamAssembler,
     ThinkSplitter,
     build_body,
     check_messages,
-    check_params,
     parse_completion,
     split_think,
 )

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import redact
-from ..runner import run_sync
+from ..loop import run_sync
 
 CSS = """
 <style>

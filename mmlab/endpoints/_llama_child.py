@@ -1,6 +1,8 @@
 """Run llama.cpp's server as a child that dies with the mmlab process that started it.
 
-    python -m mmlab._llama_child PARENT_PID <llama_cpp.server arguments>   (PARENT_PID 0: none)
+    python -m mmlab.endpoints._llama_child PARENT_PID <llama_cpp.server arguments>
+
+(PARENT_PID 0: nothing to watch.)
 
 A watcher thread blocks on a pidfd of the parent (no polling) and ends this process the
 moment the parent is gone — even if the parent was SIGKILLed and ran no cleanup. (prctl's

@@ -1,0 +1,114 @@
+"""The OpenAI-compatible endpoint: where requests go, how they are authenticated, their stable
+identity, and what the endpoint can do (`Capabilities`).
+
+An endpoint only knows how to send one request and read one reply, and what it offers
+besides (price lists, generation records, exact token counts, prefill); the `Engine` owns
+cache, retries, budget and log. Code that needs to know what an endpoint can do asks its
+capabilities, never its class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..client import Http
+from ..config import normalize_base_url, register_secret
+from ..pricing import EMBEDDED, PriceTable
+from ..wire import Delta, Reply
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an endpoint offers beyond ``POST /chat/completions``."""
+
+    free: bool = False
+    """Calls cost nothing (the embedded model): cost 0, ``cost_source="local"``, no budget."""
+    live_prices: bool = False
+    """``GET /models`` lists per-token prices (OpenRouter); else the embedded table is used."""
+    generation_lookup: bool = False
+    """``GET /generation?id=`` returns the billed cost of a call (OpenRouter)."""
+    provider_routing: bool = False
+    """The ``provider`` routing object is honoured (OpenRouter)."""
+    tokenizer: bool = False
+    """Tokens can be counted exactly with the model's own tokenizer (the embedded model)."""
+    prefill: bool = False
+    """The endpoint can continue a prefilled assistant turn (a completion route)."""
+
+
+class Endpoint:
+    """Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp, a stand-in server)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        default_model: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        """Root URL; ``/chat/completions`` is appended."""
+        self.api_key = api_key
+        """Sent as a Bearer token; never stored, logged, or shown."""
+        register_secret(api_key)
+        self.default_model = default_model
+        """The model used when a Lab is given none."""
+        self.headers = dict(headers or {})
+        """Extra headers (attribution: HTTP-Referer, X-OpenRouter-Title)."""
+
+    @property
+    def identity(self) -> str:
+        """Stable name for cache keys: the base URL (never a random port for local models)."""
+        return self.base_url
+
+    @property
+    def label(self) -> str:
+        """How the endpoint is announced to the user."""
+        return f"OpenAI-compatible endpoint at {self.base_url}"
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key else "none"
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers for one request (the key is added here and nowhere else)."""
+        out = dict(self.headers)
+        if self.api_key:
+            out["Authorization"] = f"Bearer {self.api_key}"
+        return out
+
+    async def url(self) -> str:
+        """The base URL to use now (the embedded model may start or move)."""
+        return self.base_url
+
+    async def complete(
+        self,
+        http: Http,
+        body: dict[str, Any],
+        stream: bool,
+        on_delta: Callable[[Delta], None] | None,
+    ) -> Reply:
+        """Send one chat request and return the reply (no retries here)."""
+        base = await self.url()
+        return await http.chat(
+            f"{base}/chat/completions", self.request_headers(), body, stream, on_delta
+        )
+
+    def static_prices(self) -> PriceTable:
+        """The price table used when no live one is available: the embedded list prices."""
+        return EMBEDDED
+
+    async def fetch_prices(self, http: Http) -> PriceTable | None:
+        """A live price table, for endpoints with `Capabilities.live_prices`."""
+        return None
+
+    async def generation(self, http: Http, generation_id: str) -> tuple[int, Any]:
+        """(HTTP status, ``data``) of a generation record, for `Capabilities.generation_lookup`."""
+        raise NotImplementedError(f"{type(self).__name__} has no generation records")
+
+    def close(self) -> None:
+        """Release what the endpoint holds (nothing, for remote endpoints)."""

@@ -1,0 +1,69 @@
+"""OpenRouter: the OpenAI-compatible API plus its extras — billed ``usage.cost``, live prices
+from ``GET /models``, billed records from ``GET /generation``, provider routing.
+
+mmlab recognises OpenRouter by its URL (``openrouter.ai``), never by the presence of a key: a
+self-hosted server given a key is still just an OpenAI-compatible endpoint. Anything that
+speaks OpenRouter's extras on another URL (the loopback stand-in in `mmlab.testing`) is
+declared explicitly: ``Lab(endpoint=OpenRouter(base_url=..., api_key=...))``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from ..client import Http
+from ..config import OPENROUTER_URL
+from ..errors import APIError
+from ..pricing import PriceTable, parse_models
+from .base import Capabilities, Endpoint
+
+
+def is_openrouter_url(url: str) -> bool:
+    """Whether `url` is OpenRouter's (the host ``openrouter.ai`` or a subdomain of it)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "openrouter.ai" or host.endswith(".openrouter.ai")
+
+
+class OpenRouter(Endpoint):
+    """OpenRouter's chat API (https://openrouter.ai/api/v1) or anything speaking it."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        live_prices=True, generation_lookup=True, provider_routing=True
+    )
+
+    def __init__(
+        self,
+        base_url: str = OPENROUTER_URL,
+        api_key: str | None = None,
+        *,
+        default_model: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key, default_model=default_model, headers=headers)
+
+    @property
+    def label(self) -> str:
+        """How the endpoint is announced."""
+        if self.base_url == OPENROUTER_URL:
+            return "OpenRouter (OPENROUTER_API_KEY)"
+        return f"OpenRouter-compatible endpoint at {self.base_url}"
+
+    async def fetch_prices(self, http: Http) -> PriceTable | None:
+        """``GET /models`` as a price table, or None when it cannot be had (offline)."""
+        try:
+            status, body = await http.get_json(f"{self.base_url}/models", self.request_headers())
+        except APIError:
+            return None  # offline: the caller falls back to the embedded table
+        table = parse_models(body, f"openrouter:/models@{time.strftime('%Y-%m-%d')}")
+        return table if status == 200 and table.prices else None
+
+    async def generation(self, http: Http, generation_id: str) -> tuple[int, Any]:
+        """(HTTP status, ``data``) of ``GET /generation?id=...`` (it 404s for a moment after a
+        completion; the caller retries)."""
+        status, body = await http.get_json(
+            f"{self.base_url}/generation", self.request_headers(), params={"id": generation_id}
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        return status, data

@@ -1,0 +1,415 @@
+"""The call path every request takes, from `lab.chat` and from sweeps alike:
+
+    prepare (validate → cache key) → lookup (cache hit → logged result)
+                                   → send: reserve → request (retries) → price → commit
+
+`Engine` owns that path; `Lab` (the notebook's object) is an Engine with a face. Each step of
+`send` is one short method, layered like httpx's ``send → _send_handling_auth → ...``; success
+and error log rows are built from one base (`Engine.row`). SQLite work runs on the store's
+writer thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import cachekey, jsonfast
+from .client import CallStats, Http, Throttle, with_retries
+from .config import Timeouts, redact
+from .endpoints import Endpoint
+from .errors import APIError, BudgetExceeded, CacheMiss, RequestError
+from .loop import run_sync
+from .params import check_params
+from .pricing import EMBEDDED, PriceTable, cost_of, table_from_json, table_to_json, worst_case_usd
+from .result import Result
+from .retry import RetryPolicy
+from .store import CacheEntry, CallRow, Store, new_id
+from .tags import nest
+from .wire import Delta, Reply, build_body, canonical_json, check_messages, is_truncated
+
+PRICE_TTL_S = 24 * 3600
+_HTTP: dict[tuple[Timeouts, int], Http] = {}
+
+
+@dataclass(slots=True)
+class Call:
+    """A validated request, ready to be looked up or sent."""
+
+    body: dict[str, Any]
+    """The wire body (shared by the repeats of one request)."""
+    endpoint: str
+    """The endpoint's stable identity."""
+    key: str
+    """The cache key (see `mmlab.cachekey`)."""
+    sample: int
+    """Sample index."""
+    tag: str | None
+    """Log tag (already nested under the lab's tag)."""
+    params_json: str
+    """The sampling/reasoning/provider fields as canonical JSON (the log's `params`)."""
+    request_json: str
+    """Canonical JSON of the request (shared by the repeats of one request)."""
+
+    @property
+    def material_json(self) -> str:
+        """The canonical key material the key hashes (stored beside the cache entry)."""
+        return cachekey.material_json(self.endpoint, self.request_json, self.sample)
+
+    @property
+    def material(self) -> dict[str, Any]:
+        """What the key is made of."""
+        return jsonfast.loads(self.material_json)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The sampling/reasoning/provider fields."""
+        return {k: v for k, v in self.body.items() if k not in ("model", "messages")}
+
+
+class Engine:
+    """Cache, budget, retries, pricing and log around one endpoint (see the module docstring).
+
+    Args:
+        endpoint: where requests go.
+        store: the database holding cache, log, reservations and prices.
+        model: the model id every request names.
+        cache_mode: use | refresh | replay | off.
+        budget_usd: the cap on spend under `tag` (None: no cap).
+        tag: the label every call is logged under (per-call tags nest below it).
+        timeouts, retry: transport timeouts and retry policy.
+        transport: an httpx transport replacing the sockets (unit tests).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        store: Store,
+        *,
+        model: str,
+        cache_mode: str,
+        budget_usd: float | None,
+        tag: str | None,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        transport: Any = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.store = store
+        self.model = model
+        self.cache_mode = cache_mode
+        self.budget_usd = budget_usd
+        self.tag = tag
+        self.timeouts = timeouts
+        self.retry = retry
+        self.transport = transport
+        self._prices: PriceTable | None = None
+
+    # --- prepare ------------------------------------------------------------------------------
+    def prepare(
+        self,
+        prompt: str | list[Mapping[str, Any]],
+        *,
+        system: str | None = None,
+        sample: int = 0,
+        tag: str | None = None,
+        **params: Any,
+    ) -> Call:
+        """Validate a request and compute its cache key. Nothing is sent or written."""
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+            raise RequestError(f"sample must be an integer >= 0; got {sample!r}", "sample")
+        if "stream" in params:
+            raise RequestError("pass stream= to chat(), not as a parameter", "stream")
+        messages = check_messages(prompt, system)
+        return self.call_for(messages, check_params(params), sample, nest(self.tag, tag))
+
+    def call_for(
+        self, messages: list[dict[str, str]], params: dict[str, Any], sample: int, tag: str | None
+    ) -> Call:
+        """A `Call` from already-validated messages and parameters: the end of `prepare`."""
+        return self.calls_for(messages, params, [sample], tag)[0]
+
+    def calls_for(
+        self,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        samples: Sequence[int],
+        tag: str | None,
+        params_json: str | None = None,
+    ) -> list[Call]:
+        """The calls of one request's repeats (sample indices `samples`). They share one body
+        and its canonical JSON, so a sweep of many repeats holds each request once."""
+        body = build_body(self.model, messages, params)
+        identity = self.endpoint.identity
+        request = cachekey.request_json(body)
+        pj = params_json if params_json is not None else canonical_json(params)
+        return [
+            Call(
+                body,
+                identity,
+                cachekey.key_of(cachekey.material_json(identity, request, sample)),
+                sample,
+                tag,
+                pj,
+                request,
+            )
+            for sample in samples
+        ]
+
+    # --- the log ------------------------------------------------------------------------------
+    def row(self, call: Call, status: str, result: Result | None = None) -> CallRow:
+        """The log row of `call`: the base every row shares, plus the response's figures."""
+        row = CallRow(
+            call_id=result.call_id if result is not None and result.call_id else new_id(),
+            ts=time.time(),
+            tag=call.tag,
+            cache_key=call.key,
+            cache_status=status,
+            endpoint=self.endpoint.identity,
+            model=self.model,
+            sample=call.sample,
+            params=call.params_json,
+        )
+        if result is not None:
+            u = result.usage
+            row.provider = result.provider
+            row.generation_id = result.generation_id
+            row.prompt_tokens = u.prompt_tokens
+            row.completion_tokens = u.completion_tokens
+            row.reasoning_tokens = u.reasoning_tokens
+            row.cached_tokens = u.cached_tokens
+            row.cost_usd = result.cost_usd
+            row.spent_usd = result.spent_usd
+            row.saved_usd = result.saved_usd
+            row.cost_source = result.cost_source
+            row.price_ref = result.price_ref
+            row.latency_s = result.latency_s
+            row.ttft_s = result.ttft_s
+            row.finish_reason = result.finish_reason
+            row.truncated = int(is_truncated(result.finish_reason, result.content))
+            row.reasoning_mode = result.reasoning_mode
+            row.retries = result.retries
+            row.status = 200
+        return row
+
+    def error_row(
+        self, call: Call, status: str, exc: BaseException, stats: CallStats, latency: float
+    ) -> CallRow:
+        """The log row of a call that ended in `exc` (spent nothing, cached nothing)."""
+        row = self.row(call, status)
+        if isinstance(exc, APIError):
+            row.status, row.error_type = exc.status, exc.error_type
+        elif isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+            row.error_type = "cancelled"
+        else:
+            row.error_type = type(exc).__name__
+        row.cost_source = "unknown"
+        row.latency_s = latency
+        row.retries = stats.retries
+        row.error = redact(str(exc) or type(exc).__name__)[:2000]
+        return row
+
+    # --- lookup -------------------------------------------------------------------------------
+    def lookup(self, call: Call, on_delta: Callable[[Delta], None] | None = None) -> Result | None:
+        """Serve `call` from the cache if the mode allows (logging the hit), else None.
+
+        In replay mode a miss raises `CacheMiss` naming the nearest stored request. A hit is
+        handed to `on_delta` whole, so streaming UIs show cached answers the same way.
+        """
+        if self.cache_mode in ("off", "refresh"):
+            return None
+        rec = self.store.cache_get(call.key)
+        if rec is None:
+            if self.cache_mode == "replay":
+                raise self.miss_error(call)
+            return None
+        result = Result.from_cache(rec, cache_key=call.key, sample=call.sample, call_id=new_id())
+        self.store.log_hits([self.row(call, "hit", result)])
+        if on_delta is not None:
+            for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
+                if text:
+                    on_delta((kind, text))
+        return result
+
+    def miss_error(self, call: Call) -> CacheMiss:
+        """The `CacheMiss` for `call`: the nearest stored request and the fields that differ."""
+        near, diffs = cachekey.nearest(
+            call.material, self.store.cache_candidates(self.endpoint.identity, self.model)
+        )
+        detail = "; ".join(diffs[:6]) if near else "the cache is empty"
+        return CacheMiss(
+            f"replay mode: no cached response for this request ({detail}). Record it with "
+            "MMLAB_CACHE=use (or `mmlab record NOTEBOOK`) or import the bundle that has it.",
+            nearest=near,
+            differences=diffs,
+        )
+
+    # --- send: reserve → request → price → commit ---------------------------------------------
+    async def send(
+        self,
+        call: Call,
+        *,
+        stream: bool = False,
+        on_delta: Callable[[Delta], None] | None = None,
+        throttle: Throttle | None = None,
+        limits: Sequence[tuple[str | None, float]] = (),
+    ) -> Result:
+        """Send a prepared call: reserve its worst case, request it (with retries), price it,
+        commit it (cache entry + log row + release, one durable transaction).
+
+        `limits` are extra (tag scope, USD) budgets to respect besides the lab's own (a
+        sweep's budget, for instance). Whatever happens after the reservation — a failed
+        request, a failure while pricing, cancellation — the reservation is released.
+        """
+        if self.cache_mode == "replay":
+            raise self.miss_error(call)  # replay never opens a socket, whoever calls
+        status = self.cache_mode if self.cache_mode in ("refresh", "off") else "miss"
+        stats = CallStats()
+        reservation = await self._reserve(call, limits)
+        started = time.perf_counter()
+        try:
+            reply = await self._request(call, stream, on_delta, throttle, stats)
+            result = await self._price(call, reply, stats, time.perf_counter() - started)
+        except BaseException as exc:
+            # Cancelled, interrupted or failed: one error row, reservation released, no cache.
+            latency = time.perf_counter() - started
+            self.store.log_failure(self.error_row(call, status, exc, stats, latency), reservation)
+            raise
+        try:
+            await self._commit(call, result, status, reservation)
+        except BaseException:
+            if reservation is not None:  # the commit (which releases it) did not land
+                self.store.release_behind(reservation)
+            raise
+        return result
+
+    async def _reserve(
+        self, call: Call, limits: Sequence[tuple[str | None, float]]
+    ) -> str | None:
+        caps = list(limits)
+        if self.budget_usd is not None:
+            caps.append((self.tag, self.budget_usd))
+        if not caps:
+            return None
+        return await self.store.areserve(call.tag, await self.worst_case_usd(call), caps)
+
+    async def _request(
+        self,
+        call: Call,
+        stream: bool,
+        on_delta: Callable[[Delta], None] | None,
+        throttle: Throttle | None,
+        stats: CallStats,
+    ) -> Reply:
+        def retried(exc: APIError, wait: float) -> None:
+            if on_delta is not None:
+                on_delta(("reset", ""))  # a retried stream starts over: drop the partial text
+
+        http = self.http
+        return await with_retries(
+            lambda: self.endpoint.complete(http, call.body, stream, on_delta),
+            self.retry,
+            stats,
+            throttle,
+            retried,
+        )
+
+    async def _price(self, call: Call, reply: Reply, stats: CallStats, latency: float) -> Result:
+        free = self.endpoint.capabilities.free
+        table = EMBEDDED
+        if reply.billed_cost_usd is None and not free:
+            table = await self.aprices()
+        cost, source, ref = cost_of(
+            reply.billed_cost_usd, reply.usage, table.get(self.model), table, free=free
+        )
+        result = Result.from_reply(
+            reply,
+            cost_usd=cost,
+            cost_source=source,
+            price_ref=ref,
+            spent_usd=cost or 0.0,
+            latency_s=latency,
+            call_id=new_id(),
+            cache_key=call.key,
+            sample=call.sample,
+            retries=stats.retries,
+        )
+        result.model = reply.model or self.model
+        return result
+
+    async def _commit(
+        self, call: Call, result: Result, status: str, reservation: str | None
+    ) -> None:
+        entry = None
+        if self.cache_mode != "off" and result.finish_reason is not None:
+            entry = CacheEntry(
+                call.key,
+                self.endpoint.identity,
+                self.model,
+                call.sample,
+                call.material_json,
+                jsonfast.dumps(result.to_dict()),
+                result.created,
+            )
+        await self.store.acommit_call(self.row(call, status, result), entry, reservation)
+
+    @property
+    def http(self) -> Http:
+        """The connection pools this engine's calls use (shared by engines alike)."""
+        key = (self.timeouts, id(self.transport))
+        http = _HTTP.get(key)
+        if http is None:
+            http = _HTTP[key] = Http(self.timeouts, transport=self.transport)
+        return http
+
+    # --- money --------------------------------------------------------------------------------
+    async def worst_case_usd(self, call: Call) -> float:
+        """The most `call` could cost: its prompt bound plus its completion cap at list price."""
+        if self.endpoint.capabilities.free:
+            return 0.0
+        table = await self.aprices()
+        price = table.get(self.model)
+        if price is None:
+            raise BudgetExceeded(
+                f"cannot bound the cost of {self.model!r}: it has no price in {table.source}; "
+                "a budget needs a price",
+                budget_usd=self.budget_usd or 0.0,
+                spent_usd=0.0,
+                needed_usd=float("inf"),
+            )
+        return worst_case_usd(price, call.body)
+
+    @property
+    def prices(self) -> PriceTable:
+        """The price table in use: the endpoint's live list (cached for a day) when it has one
+        and is reachable, else its static table (embedded list prices; free for local)."""
+        if self._prices is None:
+            return run_sync(self.aprices())
+        return self._prices
+
+    async def aprices(self) -> PriceTable:
+        """Async `prices`."""
+        if self._prices is not None:
+            return self._prices
+        table = self.endpoint.static_prices()
+        if self.endpoint.capabilities.live_prices and self.cache_mode != "replay":
+            source = f"{self.endpoint.identity}/models"
+            stored = self.store.price_get(source)
+            if stored and time.time() - stored[0] < PRICE_TTL_S:
+                table = table_from_json(stored[1])
+            else:
+                live = await self.endpoint.fetch_prices(self.http)
+                if live is not None:
+                    table = live
+                    await self.store.aprice_put(source, table_to_json(table))
+            if self.model not in table.prices and EMBEDDED.get(self.model):
+                table = EMBEDDED
+        self._prices = table
+        return table
+
+    def spent_usd(self, tag: str | None = None) -> float:
+        """USD spent by logged calls with `tag` (default: this lab's tag; None = whole db)."""
+        return self.store.spent(tag if tag is not None else self.tag)

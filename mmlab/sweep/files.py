@@ -1,0 +1,152 @@
+"""Sweep files: a sweep defined in YAML or TOML (see README, "Sweep files"), parsed and built
+into a `Sweep` for an engine. The ``mmlab sweep`` command runs them (`mmlab.cli`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import scorers
+from ..errors import ConfigError, RequestError
+from ..problems import load_problems
+from .spaces import Space, grid, random_, zip_
+from .spec import Sweep
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+#: Settings a sweep file may hold.
+SETTINGS = frozenset(
+    {
+        "model",
+        "base_url",
+        "tag",
+        "prompts",
+        "prompts_file",
+        "problems",
+        "system",
+        "repeats",
+        "params",
+        "fixed",
+        "scorer",
+        "concurrency",
+        "budget_usd",
+    }
+)
+
+
+def load_sweep_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or TOML sweep definition (see README: "Sweep files")."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            spec = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            spec = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"sweep file must be .yaml, .yml or .toml; got {path.name}")
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a parse error of either format
+        raise ConfigError(f"sweep file {path} does not parse: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"sweep file {path} must hold a mapping of settings")
+    unknown = set(spec) - SETTINGS
+    if unknown:
+        raise ConfigError(
+            f"sweep file {path}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(SETTINGS)}"
+        )
+    spec["_dir"] = str(path.parent)
+    return spec
+
+
+def _space_from_spec(raw: Any) -> Space | list[dict[str, Any]] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, list):
+        return [dict(p) for p in raw]
+    if not isinstance(raw, dict) or not raw:
+        raise RequestError(
+            "params must be a mapping with grid / zip / random, or a list of points", field="params"
+        )
+    spaces: list[Space] = []
+    for kind, axes in raw.items():
+        if kind == "grid":
+            spaces.append(grid(**axes))
+        elif kind == "zip":
+            spaces.append(zip_(**axes))
+        elif kind == "random":
+            axes = dict(axes)
+            n, seed = axes.pop("n", None), axes.pop("seed", 0)
+            spaces.append(
+                random_(
+                    n=n,
+                    seed=seed,
+                    **{
+                        k: tuple(v["range"]) if isinstance(v, dict) and "range" in v else v
+                        for k, v in axes.items()
+                    },
+                )
+            )
+        else:
+            raise RequestError(
+                f"params: unknown space {kind!r}; use grid, zip or random", field="params"
+            )
+    out = spaces[0]
+    for s in spaces[1:]:
+        out = out | s
+    return out
+
+
+def _prompts_from_spec(spec: Mapping[str, Any]) -> Any:
+    import pandas as pd
+
+    given = [k for k in ("prompts", "prompts_file", "problems") if k in spec]
+    if len(given) != 1:
+        raise RequestError(
+            "a sweep file needs exactly one of prompts, prompts_file, problems", field="prompts"
+        )
+    if "prompts" in spec:
+        return spec["prompts"]
+    if "problems" in spec:
+        return load_problems(**(spec["problems"] if isinstance(spec["problems"], dict) else {}))
+    path = Path(spec["_dir"]) / spec["prompts_file"]
+    if not path.is_file():
+        raise ConfigError(f"prompts_file {path} does not exist")
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    if path.suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=path.suffix == ".jsonl")
+    raise ConfigError(f"prompts_file must be .csv or .jsonl; got {path.name}")
+
+
+def sweep_from_spec(spec: Mapping[str, Any], engine: Engine) -> Sweep:
+    """Build a Sweep from a parsed sweep file."""
+    scorer = None
+    if spec.get("scorer"):
+        scorer = getattr(scorers, str(spec["scorer"]), None)
+        if scorer is None or not callable(scorer):
+            raise RequestError(
+                f"unknown scorer {spec['scorer']!r}; known: {', '.join(scorers.__all__)}",
+                field="scorer",
+            )
+    return Sweep(
+        engine,
+        _prompts_from_spec(spec),
+        _space_from_spec(spec.get("params")),
+        repeats=spec.get("repeats", 1),
+        tag=spec.get("tag"),
+        system=spec.get("system"),
+        scorer=scorer,
+        fixed=spec.get("fixed") or {},
+    )
+
+

@@ -1,0 +1,285 @@
+"""Running a sweep: cached cells are served from the cache (and logged as hits), the rest are
+sent concurrently through `Engine.send` under an adaptive concurrency limit and a budget.
+
+A cell refused by the budget is not necessarily the end: calls usually cost far less than the
+worst case reserved for them, so the refused cell waits for a call in flight to finish and
+tries again (near the cap the run goes on serially). The run stops when a refusal happens with
+nothing left in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..client import Throttle
+from ..config import resolve_budget
+from ..errors import APIError, BudgetExceeded, RequestError
+from ..result import Result
+from ..store import new_id
+from .cells import Cell, SweepLike, status
+from .forecast import forecast
+from .results import Columns, RunStats, SweepResult, build_frame
+
+#: Cached cells are read this many at a time: the parsed responses and log rows of one chunk
+#: are alive at once, not those of the whole sweep.
+HIT_CHUNK = 2000
+
+
+class _InFlight:
+    """Calls in flight, and a way for a call refused by the budget to wait for one to end."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.finished = 0
+        self._changed = asyncio.Event()
+
+    async def send(self, runner: Runner, cell: Cell) -> Result:
+        self.active += 1
+        refused = False
+        try:
+            return await runner.sweep.engine.send(
+                cell.call, stream=runner.stream, throttle=runner.throttle, limits=runner.limits
+            )
+        except BudgetExceeded:
+            refused = True  # nothing was sent: finishing it frees no budget
+            raise
+        finally:
+            self.active -= 1
+            if not refused:
+                self.finished += 1
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    async def wait_for_a_finish(self, since: int) -> bool:
+        """Wait until a sent call has finished after `since`; False if none is in flight."""
+        while self.finished == since:
+            if self.active == 0:
+                return False
+            await self._changed.wait()
+        return True
+
+
+class Runner:
+    """One run of a sweep (see the module docstring). Build with `Sweep.arun`."""
+
+    def __init__(
+        self,
+        sweep: SweepLike,
+        *,
+        concurrency: int,
+        budget_usd: float | None,
+        progress: bool | Callable[[int, int], None],
+        retry_errors: bool,
+        max_calls: int | None,
+        stream: bool,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise RequestError(
+                f"concurrency must be an integer >= 1; got {concurrency!r}", "concurrency"
+            )
+        if max_calls is not None and (
+            isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 0
+        ):
+            raise RequestError(f"max_calls must be an integer >= 0; got {max_calls!r}", "max_calls")
+        budget = resolve_budget(budget_usd) if budget_usd is not None else None
+        self.sweep = sweep
+        self.progress = progress
+        self.retry_errors = retry_errors
+        self.max_calls = max_calls
+        self.stream = stream
+        self.limits = [(sweep.tag, budget)] if budget is not None else []
+        self.throttle = Throttle(concurrency)
+        self.stats = RunStats(cells=len(sweep.cells), lowest_concurrency=concurrency)
+        self.columns = Columns(len(sweep.cells))
+        self.failures: dict[int, str] = {}
+        self.flight = _InFlight()
+        self.stopping = False
+        self.bar: Any = None
+
+    async def run(self) -> SweepResult:
+        """Serve the cached cells, send the others, and return the result."""
+        started = time.perf_counter()
+        # Reading the log waits for queued writes, and another process may hold the write
+        # lock: database work runs off the event loop, so calls in flight never stall.
+        hits, todo = await asyncio.to_thread(self._partition)
+        todo += await asyncio.to_thread(self._serve_hits, hits)
+        todo, held_back = self._limit(todo)
+        if todo and self.sweep.engine.cache_mode == "replay":
+            raise self.sweep.engine.miss_error(todo[0].call)
+        self.bar = _progress(len(self.sweep.cells), self.progress, self.sweep.name)
+        self.bar.update(self.stats.hits + len(self.failures))
+        try:
+            await self._send_all(todo)
+        finally:
+            self.stats.rate_limited = self.throttle.throttled
+            self.stats.seconds = time.perf_counter() - started
+            self.bar.close()
+        if held_back and not self.stats.stopped:
+            self.stats.stopped = f"max_calls={self.max_calls} reached"
+        return await self._result()
+
+    def _partition(self) -> tuple[list[Cell], list[Cell]]:
+        """(cached cells, cells to send); cells whose last attempt failed are kept as
+        failures unless `retry_errors`, which reruns exactly those."""
+        cached, errors = status(self.sweep.engine, self.sweep.cells, self.sweep.tag)
+        hits: list[Cell] = []
+        todo: list[Cell] = []
+        for c in self.sweep.cells:
+            if c.call.key in cached:
+                hits.append(c)
+            elif c.call.key in errors and not self.retry_errors:
+                self.failures[c.index] = errors[c.call.key]
+            elif not self.retry_errors or c.call.key in errors:
+                todo.append(c)
+        return hits, todo
+
+    def _serve_hits(self, hits: list[Cell]) -> list[Cell]:
+        """Serve cached cells (every cell served is a logged call); returns the cells whose
+        entries vanished meanwhile (cleared by another process), to be sent after all."""
+        engine = self.sweep.engine
+        vanished: list[Cell] = []
+        for i in range(0, len(hits), HIT_CHUNK):
+            chunk = hits[i : i + HIT_CHUNK]
+            stored = engine.store.cache_get_many(c.call.key for c in chunk)
+            rows = []
+            for c in chunk:
+                rec = stored.get(c.call.key)
+                if rec is None:
+                    vanished.append(c)
+                    continue
+                result = Result.from_cache(
+                    rec, cache_key=c.call.key, sample=c.sample, call_id=new_id()
+                )
+                self.columns.put(c.index, result, hit=True, spent=0.0)
+                rows.append(engine.row(c.call, "hit", result))
+            engine.store.log_hits(rows)
+            self.stats.hits += len(rows)
+        return vanished
+
+    def _limit(self, todo: list[Cell]) -> tuple[list[Cell], list[Cell]]:
+        if self.max_calls is None:
+            return todo, []
+        return todo[: self.max_calls], todo[self.max_calls :]
+
+    async def _send_all(self, todo: list[Cell]) -> None:
+        tasks = [asyncio.ensure_future(self._one(c)) for c in todo]
+        try:
+            if tasks:
+                await asyncio.gather(*tasks)
+        except BaseException:
+            # Interrupted (Ctrl-C, cancellation) or a failure that is not the endpoint's
+            # (e.g. the disk is full): stop everything; finished cells are already stored,
+            # in-flight ones log a cancelled row and are resent by the next run.
+            self.stopping = True
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.stats.stopped = "interrupted"
+            raise
+
+    async def _one(self, cell: Cell) -> None:
+        if self.stopping:
+            return
+        async with self.throttle:
+            if self.stopping:
+                return
+            try:
+                result = await self._send(cell)
+                if result is None:
+                    return
+            except APIError as exc:
+                self._failed(cell, exc)
+            else:
+                self._succeeded(cell, result)
+            self.stats.lowest_concurrency = min(
+                self.stats.lowest_concurrency, self.throttle.lowest
+            )
+            self.bar.update(1)
+            self._show()
+
+    async def _send(self, cell: Cell) -> Result | None:
+        while not self.stopping:
+            since = self.flight.finished
+            try:
+                return await self.flight.send(self, cell)
+            except BudgetExceeded as exc:
+                if not await self.flight.wait_for_a_finish(since):
+                    if not self.stopping:
+                        self.stats.stopped = f"budget: {exc}"
+                    self.stopping = True
+                    return None
+        return None
+
+    def _succeeded(self, cell: Cell, result: Result) -> None:
+        self.stats.sent += 1
+        self.stats.succeeded += 1
+        self.stats.retries += result.retries
+        self.stats.spent_usd += result.spent_usd
+        self.columns.put(cell.index, result, hit=False, spent=result.spent_usd)
+        self.failures.pop(cell.index, None)
+
+    def _failed(self, cell: Cell, exc: APIError) -> None:
+        self.stats.sent += 1
+        self.stats.failed += 1
+        self.stats.retries += max(exc.attempts - 1, 0)
+        self.failures[cell.index] = str(exc)
+
+    def _show(self) -> None:
+        self.bar.set_postfix(
+            hits=self.stats.hits,
+            spent=f"${self.stats.spent_usd:.4f}",
+            errors=len(self.failures),
+            conc=self.throttle.limit,
+            refresh=False,
+        )
+
+    async def _result(self) -> SweepResult:
+        sweep = self.sweep
+        done, failed = self.columns.done, self.failures
+        left = [c for c in sweep.cells if not done[c.index] and c.index not in failed]
+        self.stats.remaining = len(left)
+        if left:
+            self.stats.remaining_forecast = await forecast(sweep.engine, len(left), left, 0, 0)
+        df = build_frame(
+            sweep.cells, sweep.prompts, sweep.points, self.columns, self.failures, sweep.scorer
+        )
+        res = SweepResult(sweep, df, self.stats)
+        if self.stats.stopped and self.progress is True:
+            print(f"mmlab sweep {sweep.name}: {self.stats}", file=sys.stderr)
+        return res
+
+
+def _progress(total: int, enabled: bool | Callable[[int, int], None], name: str) -> Any:
+    if callable(enabled):
+        return _CallbackBar(total, enabled)
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, unit="cell", dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kw: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _CallbackBar(_NoBar):
+    """Progress reported to a function ``(done, total)`` (what widgets use)."""
+
+    def __init__(self, total: int, callback: Callable[[int, int], None]) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.callback(self.done, self.total)
