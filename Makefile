@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lab: install
-	mkdir -p .mmlab  # the project's own cache and usage log (.mmlab/mmlab.db, not committed)
+	mkdir -p -m 700 .mmlab  # the project's own cache and usage log (.mmlab/mmlab.db, not committed)
 	$(PY) -m mmlab doctor
 	$(VENV)/bin/jupyter lab notebooks/ --port=$(PORT) $(ROOT_FLAG)
 

@@ -49,6 +49,25 @@ def replay_10k(tmp: Path) -> dict[str, float]:
     }
 
 
+RAW_1K = """
+import asyncio, httpx, sys, time
+async def main(url):
+    # raw httpx as mmlab configures it: 4 pools round robin, the same limits
+    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=256,
+               max_keepalive_connections=64), timeout=60, trust_env=False) for _ in range(4)]
+    gate = asyncio.Semaphore(50)
+    async def one(i):
+        async with gate:
+            r = await clients[i % 4].post(url + "/chat/completions", json={"model": "m",
+                "messages": [{"role": "user", "content": f"cell {i}"}], "max_tokens": 64})
+            r.json()
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(1000)))
+    print(time.perf_counter() - started)
+asyncio.run(main(sys.argv[1]))
+"""
+
+
 def concurrency_1k(tmp: Path) -> dict[str, float]:
     fast = Path(__file__).with_name("fast_server.py")
     server = subprocess.Popen(
@@ -56,6 +75,11 @@ def concurrency_1k(tmp: Path) -> dict[str, float]:
     )
     try:
         url = server.stdout.readline().strip()
+        raw = float(
+            subprocess.run(
+                [sys.executable, "-c", RAW_1K, url], capture_output=True, text=True, check=True
+            ).stdout
+        )
         lab = Lab(
             base_url=url, api_key="sk-bench-not-a-real-key-000000", db=tmp / "c.db", quiet=True
         )
@@ -67,7 +91,13 @@ def concurrency_1k(tmp: Path) -> dict[str, float]:
     finally:
         server.terminate()
         server.wait()
-    return {"cells": 1000, "seconds": took, "ideal_seconds": 4.0, "ratio": took / 4.0}
+    return {
+        "cells": 1000,
+        "seconds": took,
+        "ideal_seconds": 4.0,
+        "ratio": took / 4.0,
+        "raw_seconds": raw,
+    }
 
 
 def main() -> dict[str, dict[str, float]]:
@@ -81,7 +111,8 @@ def main() -> dict[str, dict[str, float]]:
         b = concurrency_1k(Path(tmp))
         print(
             f"1,000 cells, concurrency 50, 200 ms server: {b['seconds']:.2f} s vs ideal 4.0 s "
-            f"= {b['ratio']:.2f}x — goal <= 1.1x"
+            f"= {b['ratio']:.2f}x (raw httpx as mmlab configures it: {b['raw_seconds']:.2f} s) "
+            "— goal <= 1.1x"
         )
     return {"sweep_replay_10k": a, "sweep_concurrency_1k": b}
 

@@ -15,6 +15,7 @@ Bump KEY_VERSION when this spec changes; old entries then simply stop matching.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -48,9 +49,12 @@ def material_json(endpoint: str, request: str, sample: int) -> str:
     messages (a test keeps the two spellings identical).
     """
     return (
-        f'{{"endpoint":{canonical_json(endpoint)},"request":{request},'
+        f'{{"endpoint":{_quoted(endpoint)},"request":{request},'
         f'"sample":{int(sample)},"v":{KEY_VERSION}}}'
     )
+
+
+_quoted = functools.lru_cache(maxsize=64)(canonical_json)  # endpoint identities repeat
 
 
 def key_of(material: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .errors import APIError, ConfigError, MmlabError
 from .lab import Lab
 from .params import BY_NAME, EFFORTS
 from .record import record_notebook
+from .redaction import redact
 from .store import SUMMARY_GROUPS, Store
 from .sweep import load_sweep_file, sweep_from_spec
 
@@ -80,6 +82,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     def show(delta: tuple[str, str]) -> None:
         if delta[0] == "content":
             print(delta[1], end="", flush=True)
+        elif delta[0] == "reset":  # the stream failed and is retried from the start
+            print("\n[the stream was interrupted and is retried; the answer starts over]",
+                  flush=True)  # fmt: skip
 
     r = lab.chat(
         args.prompt,
@@ -132,12 +137,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
             f"{hits} of {calls} logged calls were hits"
         )
         return 0
-    if args.tag is None and not args.all:
+    if sum((args.tag is not None, args.all, args.imported)) != 1:
         print(
-            "mmlab: error: cache clear needs --tag T (entries a tag used) or --all", file=sys.stderr
+            "mmlab: error: cache clear needs one of --tag T (entries only that tag's calls "
+            "used), --imported (entries from bundles) or --all",
+            file=sys.stderr,
         )
         return 2
-    n = store.cache_clear(None if args.all else args.tag)
+    n = store.cache_clear(None if args.all else args.tag, imported=args.imported)
     print(f"cleared {n} cache entries (the usage log is kept)")
     return 0
 
@@ -150,7 +157,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"endpoint : {lab.endpoint.label}")
     print(f"model    : {lab.model}")
     print(f"identity : {lab.endpoint.identity}")
-    print(f"database : {lab.store.path} (cache {lab.cache_mode})")
+    print(
+        f"database : {lab.store.path} (cache {lab.cache_mode}; paid rows "
+        f"synchronous={lab.store.durability()})"
+    )
     if lab.cache_mode == "replay":
         print("replay mode: no network check")
         return 0
@@ -221,9 +231,21 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        info = export_bundle(store, args.output, tag=_notebook_tag(tag))
+        info = export_bundle(
+            store, args.output, tag=_notebook_tag(tag), allow_missing=args.allow_missing
+        )
         print(f"wrote {info['count']} cached calls to {args.output} (sha256 {info['sha256'][:12]})")
+        if info["missing"]:
+            print(
+                f"mmlab: {info['missing']} call(s) had no cache entry any more and are not in "
+                "the bundle",
+                file=sys.stderr,
+            )
         return 0
+    if not args.file:
+        print("mmlab: error: bundle import needs a FILE: mmlab bundle import study.bundle.jsonl.gz",
+              file=sys.stderr)  # fmt: skip
+        return 2
     info = import_bundle(store, args.file)
     print(f"imported {info['added']} new of {info['count']} cached calls from {args.file}")
     return 0
@@ -284,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["stats", "clear"])
     p.add_argument("--tag", help="clear only entries calls with this tag used")
     p.add_argument("--all", action="store_true", help="clear every entry")
+    p.add_argument(
+        "--imported", action="store_true", help="clear the entries imported from bundles"
+    )
     p.add_argument("--db")
     p.set_defaults(fn=cmd_cache)
 
@@ -304,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag")
     p.add_argument("--notebook", help="export the calls a notebook made (its tag)")
     p.add_argument("-o", "--output")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        dest="allow_missing",
+        help="export even if some calls' cache entries were cleared (they are left out)",
+    )
     p.add_argument("--db")
     p.set_defaults(fn=cmd_bundle)
 
@@ -349,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmlab: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug, not bad input: show it, without any key a server echoed
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

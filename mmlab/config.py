@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -94,6 +93,15 @@ def normalize_base_url(url: str) -> str:
         )
     url = url.strip()
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # user:pass@ would become the endpoint's identity: stored in the cache and the log,
+        # written into bundles, printed by the announcement. Never echo it back either.
+        host = parts.netloc.rpartition("@")[2]
+        shown = parts._replace(netloc=f"***@{host}").geturl()
+        raise ConfigError(
+            f"base_url must not carry credentials (user:password@); got {shown!r}. Pass the "
+            "key as api_key= (sent as a Bearer token, never stored) or set OPENROUTER_API_KEY"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"base_url must be an http(s) URL such as http://host:port/v1; got {url!r}"
@@ -126,24 +134,3 @@ def default_db_path() -> Path:
     """``MMLAB_DB`` or ``<data dir>/mmlab.db``."""
     raw = env("MMLAB_DB")
     return Path(raw).expanduser() if raw else data_dir() / "mmlab.db"
-
-
-# --- secrets ---------------------------------------------------------------------------------
-# Every key a Lab was given is registered here so that any text leaving mmlab (exception
-# messages, error columns, reprs) can be scrubbed of it, whatever path the text took.
-_SECRETS: set[str] = set()
-_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
-
-
-def register_secret(secret: str | None) -> None:
-    """Remember a secret so that `redact` removes it from any text."""
-    if secret and len(secret) >= 8:
-        _SECRETS.add(secret)
-
-
-def redact(text: str) -> str:
-    """Remove registered secrets and anything shaped like an API key from `text`."""
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    return _KEY_SHAPE.sub("sk-[REDACTED]", text)

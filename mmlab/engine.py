@@ -12,6 +12,7 @@ writer thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,12 +20,13 @@ from typing import Any
 
 from . import cachekey, jsonfast
 from .client import CallStats, Http, Throttle, with_retries
-from .config import Timeouts, redact
+from .config import Timeouts
 from .endpoints import Endpoint
 from .errors import APIError, BudgetExceeded, CacheMiss, RequestError
 from .loop import run_sync
 from .params import check_params
 from .pricing import EMBEDDED, PriceTable, cost_of, table_from_json, table_to_json, worst_case_usd
+from .redaction import redact
 from .result import Result
 from .retry import RetryPolicy
 from .store import CacheEntry, CallRow, Store, new_id
@@ -82,6 +84,7 @@ class Engine:
         tag: the label every call is logged under (per-call tags nest below it).
         timeouts, retry: transport timeouts and retry policy.
         transport: an httpx transport replacing the sockets (unit tests).
+        bundle_savings: count hits on entries imported from bundles as money saved.
     """
 
     def __init__(
@@ -96,8 +99,10 @@ class Engine:
         timeouts: Timeouts,
         retry: RetryPolicy,
         transport: Any = None,
+        bundle_savings: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.bundle_savings = bundle_savings
         self.store = store
         self.model = model
         self.cache_mode = cache_mode
@@ -221,18 +226,32 @@ class Engine:
         """
         if self.cache_mode in ("off", "refresh"):
             return None
-        rec = self.store.cache_get(call.key)
-        if rec is None:
+        found = self.store.cache_get(call.key)
+        if found is None:
             if self.cache_mode == "replay":
                 raise self.miss_error(call)
             return None
-        result = Result.from_cache(rec, cache_key=call.key, sample=call.sample, call_id=new_id())
+        result = self.hit(call, *found)
         self.store.log_hits([self.row(call, "hit", result)])
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
                 if text:
                     on_delta((kind, text))
         return result
+
+    def hit(self, call: Call, rec: dict[str, Any], origin: str | None) -> Result:
+        """The result of serving `call` from a cache entry that came from `origin`.
+
+        An entry imported from a bundle saves nothing unless `bundle_savings` is on: its
+        ``cost_usd`` is what the bundle's author says it cost, not money this project paid.
+        """
+        return Result.from_cache(
+            rec,
+            cache_key=call.key,
+            sample=call.sample,
+            call_id=new_id(),
+            saved=origin is None or self.bundle_savings,
+        )
 
     def miss_error(self, call: Call) -> CacheMiss:
         """The `CacheMiss` for `call`: the nearest stored request and the fields that differ."""
@@ -261,22 +280,28 @@ class Engine:
         commit it (cache entry + log row + release, one durable transaction).
 
         `limits` are extra (tag scope, USD) budgets to respect besides the lab's own (a
-        sweep's budget, for instance). Whatever happens after the reservation — a failed
-        request, a failure while pricing, cancellation — the reservation is released.
+        sweep's budget, for instance). `throttle` (a sweep's concurrency limit) covers the
+        reservation and the request — what the endpoint sees; pricing and the commit run
+        outside it, so the next request need not wait for this one's fsync. Whatever happens
+        after the reservation — a failed request, a failure while pricing, cancellation — the
+        reservation is released.
         """
         if self.cache_mode == "replay":
             raise self.miss_error(call)  # replay never opens a socket, whoever calls
         status = self.cache_mode if self.cache_mode in ("refresh", "off") else "miss"
         stats = CallStats()
-        reservation = await self._reserve(call, limits)
-        started = time.perf_counter()
+        async with throttle or contextlib.nullcontext():
+            reservation = await self._reserve(call, limits)
+            started = time.perf_counter()
+            try:
+                reply = await self._request(call, stream, on_delta, throttle, stats)
+            except BaseException as exc:
+                self._failed(call, status, exc, stats, started, reservation)
+                raise
         try:
-            reply = await self._request(call, stream, on_delta, throttle, stats)
             result = await self._price(call, reply, stats, time.perf_counter() - started)
         except BaseException as exc:
-            # Cancelled, interrupted or failed: one error row, reservation released, no cache.
-            latency = time.perf_counter() - started
-            self.store.log_failure(self.error_row(call, status, exc, stats, latency), reservation)
+            self._failed(call, status, exc, stats, started, reservation)
             raise
         try:
             await self._commit(call, result, status, reservation)
@@ -285,6 +310,19 @@ class Engine:
                 self.store.release_behind(reservation)
             raise
         return result
+
+    def _failed(
+        self,
+        call: Call,
+        status: str,
+        exc: BaseException,
+        stats: CallStats,
+        started: float,
+        reservation: str | None,
+    ) -> None:
+        # Cancelled, interrupted or failed: one error row, reservation released, no cache.
+        row = self.error_row(call, status, exc, stats, time.perf_counter() - started)
+        self.store.log_failure(row, reservation)
 
     async def _reserve(
         self, call: Call, limits: Sequence[tuple[str | None, float]]
@@ -319,12 +357,15 @@ class Engine:
 
     async def _price(self, call: Call, reply: Reply, stats: CallStats, latency: float) -> Result:
         free = self.endpoint.capabilities.free
-        table = EMBEDDED
-        if reply.billed_cost_usd is None and not free:
-            table = await self.aprices()
-        cost, source, ref = cost_of(
-            reply.billed_cost_usd, reply.usage, table.get(self.model), table, free=free
-        )
+        try:
+            table = EMBEDDED
+            if reply.billed_cost_usd is None and not free:
+                table = await self.aprices()
+            cost, source, ref = cost_of(
+                reply.billed_cost_usd, reply.usage, table.get(self.model), table, free=free
+            )
+        except Exception:  # noqa: BLE001 - pricing must never lose an answer that was paid for
+            cost, source, ref = None, "unknown", None  # `reconcile` can bill it later
         result = Result.from_reply(
             reply,
             cost_usd=cost,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .redaction import redact
+
 RATE_LIMIT = {429}
 WAIT_AND_RETRY = {503}  # "no provider available right now": Retry-After when given
 TRANSIENT = {408, 500, 502, 504, 520, 522, 524, 529}
@@ -40,7 +42,14 @@ def classify_status(status: int) -> tuple[str, bool]:
 
 
 class MmlabError(Exception):
-    """Base class of every error mmlab raises on purpose."""
+    """Base class of every error mmlab raises on purpose.
+
+    Its message is redacted when the error is made (`mmlab.redaction`): whatever text a
+    server sent back, no registered key or Bearer credential survives into it.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(MmlabError, ValueError):
@@ -121,7 +130,7 @@ class APIError(MmlabError):
         head = f"HTTP {self.status}" if self.status else "connection"
         kind = f" {self.error_type}" if self.error_type else ""
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"{head}{kind}{tries}: {self.args[0]}"
+        return redact(f"{head}{kind}{tries}: {self.args[0]}")  # error_type is the server's too
 
 
 class BundleError(MmlabError, ValueError):

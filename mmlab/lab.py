@@ -70,6 +70,8 @@ class Lab(Engine):
         app_url, app_title: OpenRouter attribution headers (HTTP-Referer, X-OpenRouter-Title).
         transport: an httpx transport replacing the sockets (``httpx.MockTransport`` in unit
             tests).
+        bundle_savings: count cache hits on entries imported from bundles as money saved
+            (off: a bundle's costs are its author's word, not money this project paid).
         quiet: do not announce the endpoint.
     """
 
@@ -90,6 +92,7 @@ class Lab(Engine):
         app_url: str | None = None,
         app_title: str | None = "mmlab",
         transport: Any = None,
+        bundle_savings: bool = False,
         quiet: bool = False,
     ) -> None:
         cache_mode = resolve_cache_mode(cache)
@@ -105,7 +108,9 @@ class Lab(Engine):
                 headers["HTTP-Referer"] = app_url
             if app_title:
                 headers["X-OpenRouter-Title"] = app_title
-            endpoint = resolve_endpoint(base_url, api_key, headers)
+            endpoint = resolve_endpoint(
+                base_url, api_key, headers, replay=cache_mode == "replay"
+            )
         elif not isinstance(endpoint, Endpoint):
             raise ConfigError(f"endpoint must be an mmlab.endpoints.Endpoint; got {endpoint!r}")
         super().__init__(
@@ -118,6 +123,7 @@ class Lab(Engine):
             timeouts=timeouts or Timeouts(),
             retry=retry or RetryPolicy(),
             transport=transport,
+            bundle_savings=bundle_savings,
         )
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")
         if bundle is not None and self.cache_mode == "replay":

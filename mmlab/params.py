@@ -262,6 +262,7 @@ PARAMS: tuple[Param, ...] = (
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+_ORDER = {name: i for i, name in enumerate(NAMES)}
 #: The columns a result frame gets from the parameters, in wire order.
 COLUMNS: tuple[str, ...] = tuple(c for p in PARAMS for c in p.columns)
 #: Parameter name → the embedded llama.cpp server's field name (what it honours).
@@ -278,9 +279,8 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
             raise RequestError(
                 f"unknown parameter {name!r}; allowed: {', '.join(NAMES)}", field=name
             )
-    return {
-        p.name: p.check(params[p.name]) for p in PARAMS if params.get(p.name) is not None
-    }
+    given = sorted((n for n, v in params.items() if v is not None), key=_ORDER.__getitem__)
+    return {n: BY_NAME[n].check(params[n]) for n in given}
 
 
 def flat(point: Mapping[str, Any]) -> dict[str, Any]:

@@ -116,11 +116,38 @@ FREE = PriceTable(source="local: free")
 FALLBACK_MAX_COMPLETION = 40_000
 
 
+#: Chat-template tokens a message may add around its text (role markers, separators) and a
+#: request adds once (BOS, the assistant turn's opening). Generous: ChatML adds 5 per
+#: message, Llama 3 about 5, MiniMax's template about 6.
+MESSAGE_OVERHEAD, REQUEST_OVERHEAD = 16, 16
+
+
 def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
-    """A deliberately high prompt-token estimate (≈3 bytes per token; English text runs
-    nearer 4), plus per-message overhead."""
+    """An expected prompt-token count for forecasts (≈3 bytes per token; English text runs
+    nearer 4), plus per-message overhead. An estimate, not a bound: see
+    `prompt_tokens_bound`."""
     size = sum(len(m["content"].encode()) for m in messages)
     return math.ceil(size / 3) + 8 * len(messages) + 8
+
+
+def prompt_tokens_bound(messages: Sequence[Mapping[str, Any]]) -> int:
+    """An upper bound on a prompt's tokens, for budget reservations: UTF-8 bytes of every
+    text field plus `MESSAGE_OVERHEAD` per message and `REQUEST_OVERHEAD`.
+
+    Why it bounds: byte-level BPE tokenizers (GPT-2 lineage, Llama 3, Qwen, DeepSeek,
+    MiniMax) and SentencePiece with byte fallback never make a token of less than one byte
+    of text, so a text of n bytes is at most n tokens, however dense (digits, one-letter
+    words, CJK); templates add a bounded number of special tokens per message. The price of
+    certainty: English text runs ~4 bytes a token, so a reservation holds ~4x the prompt's
+    real cost. Far from the cap that changes nothing; near it, calls go on one at a time
+    as finished calls return what they did not use (see the sweep runner).
+    """
+    size = sum(
+        len(m["content"].encode()) + len(m.get("name", "").encode())
+        + len(m.get("reasoning", "").encode()) + MESSAGE_OVERHEAD
+        for m in messages
+    )  # fmt: skip
+    return size + REQUEST_OVERHEAD
 
 
 def completion_cap(body: Mapping[str, Any], price: Price | None) -> int:
@@ -134,8 +161,9 @@ def completion_cap(body: Mapping[str, Any], price: Price | None) -> int:
 
 
 def worst_case_usd(price: Price, body: Mapping[str, Any]) -> float:
-    """The most a request could cost at `price`: its prompt bound plus `completion_cap`."""
-    return price.cost(estimate_prompt_tokens(body["messages"]), completion_cap(body, price))
+    """The most a request could cost at `price`: `prompt_tokens_bound` plus `completion_cap`
+    (reasoning is inside the completion), at the long-context tier the bound may reach."""
+    return price.cost(prompt_tokens_bound(body["messages"]), completion_cap(body, price))
 
 
 def cost_of(
@@ -157,34 +185,48 @@ def cost_of(
 
 
 def parse_models(body: Any, source: str) -> PriceTable:
-    """Build a table from a ``GET /api/v1/models`` body (prices are USD-per-token strings)."""
+    """Build a table from a ``GET /api/v1/models`` body (prices are USD-per-token strings).
+
+    The body is a server's reply, so untrusted: an item that is not shaped like a priced
+    model (no id, a price that is not a finite number >= 0, a malformed tier) is skipped,
+    never allowed to break the call it was fetched for.
+    """
 
     def usd(value: Any) -> float | None:
         try:
-            return float(value) if value not in (None, "") else None
+            x = float(value) if value not in (None, "") and not isinstance(value, bool) else None
         except (TypeError, ValueError):
             return None
+        return x if x is not None and math.isfinite(x) else None
+
+    def whole(value: Any, least: int = 1) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+        return value if ok else None
 
     prices: dict[str, Price] = {}
-    for item in (body or {}).get("data") or []:
-        pricing = item.get("pricing") or {}
+    data = body.get("data") if isinstance(body, Mapping) else None
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            continue
+        pricing = item.get("pricing") if isinstance(item.get("pricing"), Mapping) else {}
         prompt, completion = usd(pricing.get("prompt")), usd(pricing.get("completion"))
         if prompt is None or completion is None or prompt < 0 or completion < 0:
             continue  # "-1" marks a router whose price depends on the routed model
+        tiers = pricing.get("overrides") if isinstance(pricing.get("overrides"), list) else []
         overrides = tuple(
-            (int(o.get("min_prompt_tokens") or 0), usd(o.get("prompt")), usd(o.get("completion")))
-            for o in pricing.get("overrides") or []
-            if isinstance(o, Mapping) and o.get("min_prompt_tokens") is not None
+            (o["min_prompt_tokens"], usd(o.get("prompt")), usd(o.get("completion")))
+            for o in tiers
+            if isinstance(o, Mapping) and whole(o.get("min_prompt_tokens"), 0) is not None
         )
-        top = item.get("top_provider") or {}
+        top = item.get("top_provider") if isinstance(item.get("top_provider"), Mapping) else {}
         prices[item["id"]] = Price(
             prompt=prompt,
             completion=completion,
             cache_read=usd(pricing.get("input_cache_read")),
             request=usd(pricing.get("request")) or 0.0,
             overrides=overrides,
-            context_length=item.get("context_length"),
-            max_completion_tokens=top.get("max_completion_tokens"),
+            context_length=whole(item.get("context_length")),
+            max_completion_tokens=whole(top.get("max_completion_tokens")),
         )
     return PriceTable(source=source, prices=prices)
 

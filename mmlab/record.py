@@ -3,17 +3,20 @@
 The notebook runs under papermill (its ``parameters`` cell honoured) against the current
 endpoint — the embedded model, or MiniMax M1 when ``OPENROUTER_API_KEY`` is set — with a fresh,
 private database, so the bundle holds exactly the calls this run made (every call a notebook
-makes is tagged with the notebook's name). The executed notebook replaces the original
-(outputs kept, papermill's timestamps dropped), the bundle is written beside it, and the
-notebook is then replayed from the bundle under nbval to prove the pair reruns offline.
+makes is tagged with the notebook's name). The executed notebook (outputs kept, papermill's
+timestamps dropped) and its bundle are replayed together under nbval to prove the pair
+reruns offline, and only then replace the originals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,11 @@ def record_notebook(
     `from_bundle=True` re-executes from the existing bundle instead (replay: no network, the
     bundle is kept): how outputs are refreshed after the analysis code changes. `parameters`
     override the notebook's ``parameters`` cell (papermill injects them after it).
+
+    Nothing is overwritten until the new pair is complete and (`verify`) replays under
+    nbval: notebook and bundle are written to a staging folder beside the originals, checked
+    there, and only then moved into place, bundle first. A failed cell, a crash or a full
+    disk leaves the old pair as it was.
     """
     import papermill
 
@@ -83,45 +91,64 @@ def record_notebook(
     bundle = bundle_path(notebook)
     if from_bundle and not bundle.is_file():
         raise ConfigError(f"{notebook.name} has no bundle to replay ({bundle.name})")
-    with tempfile.TemporaryDirectory(prefix="mmlab-record-") as tmp:
-        db = Path(tmp) / "record.db"
-        env = {"MMLAB_DB": str(db), "MMLAB_CACHE": "replay" if from_bundle else cache}
-        saved = {k: os.environ.get(k) for k in ("MMLAB_DB", "MMLAB_CACHE", "MMLAB_BUNDLE")}
-        os.environ.update(env)
-        os.environ.pop("MMLAB_BUNDLE", None)
-        how = "from its bundle" if from_bundle else "live"
-        try:
-            print(f"recording {notebook.name} {how} (tag {tag!r}) ...", file=sys.stderr)
+    # Beside the originals, so the final moves are renames within one filesystem.
+    staging = Path(tempfile.mkdtemp(prefix=".mmlab-record-", dir=notebook.parent))
+    try:
+        staged_nb, staged_bundle = staging / notebook.name, staging / bundle.name
+        with tempfile.TemporaryDirectory(prefix="mmlab-record-") as tmp:
+            db = Path(tmp) / "record.db"
             executed = Path(tmp) / notebook.name
-            try:
-                papermill.execute_notebook(
-                    str(notebook),
-                    str(executed),
-                    cwd=str(notebook.parent),
-                    kernel_name="python3",
-                    progress_bar=False,
-                    parameters=parameters or {},
-                )
-            except papermill.PapermillExecutionError:
-                pass  # every cell ran; _clean() accepts only errors tagged raises-exception
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        _clean(executed, notebook)
+            how = "from its bundle" if from_bundle else "live"
+            print(f"recording {notebook.name} {how} (tag {tag!r}) ...", file=sys.stderr)
+            with _environment(MMLAB_DB=str(db), MMLAB_CACHE="replay" if from_bundle else cache):
+                try:
+                    papermill.execute_notebook(
+                        str(notebook),
+                        str(executed),
+                        cwd=str(notebook.parent),
+                        kernel_name="python3",
+                        progress_bar=False,
+                        parameters=parameters or {},
+                    )
+                except papermill.PapermillExecutionError:
+                    pass  # every cell ran; _clean() accepts only errors tagged raises-exception
+            _clean(executed, staged_nb)
+            if from_bundle:
+                shutil.copy2(bundle, staged_bundle)
+            else:
+                info = export_bundle(Store(db), staged_bundle, tag=tag)
+        if verify:
+            verify_replay(staged_nb)
         if not from_bundle:
-            info = export_bundle(Store(db), bundle, tag=tag)
-            print(
-                f"wrote {notebook.name} and {bundle.name} ({info['count']} cached calls)",
-                file=sys.stderr,
-            )
-        else:
-            print(f"wrote {notebook.name} (bundle unchanged)", file=sys.stderr)
-    if verify:
-        verify_replay(notebook)
+            os.replace(staged_bundle, bundle)
+        os.replace(staged_nb, notebook)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if from_bundle:
+        print(f"wrote {notebook.name} (bundle unchanged)", file=sys.stderr)
+    else:
+        print(
+            f"wrote {notebook.name} and {bundle.name} ({info['count']} cached calls)",
+            file=sys.stderr,
+        )
     return bundle
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables (and drop MMLAB_BUNDLE) for the block, then restore them."""
+    names = (*values, "MMLAB_BUNDLE")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(values)
+    os.environ.pop("MMLAB_BUNDLE", None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def nbval_command(*paths: Path, extra: tuple[str, ...] = ()) -> list[str]:

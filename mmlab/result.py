@@ -8,11 +8,20 @@ dict; the log row is built from the `Result` (`mmlab.engine`).
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .wire import Reply, Usage, is_truncated
+
+COST_SOURCES = ("billed", "computed", "local", "unknown")
+REASONING_MODES = ("native", "leaked", "prompted", "encrypted", "none")
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+_TEXT = ("content", "reasoning")
+_LABELS = ("finish_reason", "native_finish_reason", "provider", "model", "generation_id")
+_SECONDS = ("latency_s", "ttft_s")
 
 
 @dataclass(slots=True)
@@ -87,6 +96,42 @@ class Response:
         }
 
 
+def check_response(rec: Any) -> None:
+    """Raise ValueError naming the first field of a stored response (``Response.to_dict()``)
+    that is missing, unknown or of the wrong type: responses read from elsewhere (bundles)
+    are untrusted, and a malformed one would break every later cache hit."""
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"response must be an object; got {type(rec).__name__}")
+    known = {*_TEXT, *_LABELS, *_SECONDS, "usage", "cost_usd", "cost_source", "price_ref",
+             "reasoning_mode", "created"}  # fmt: skip
+    unknown = sorted(set(rec) - known)
+    if unknown:
+        raise ValueError(f"response has unknown field(s) {unknown}")
+    for name in _TEXT:
+        if not isinstance(rec.get(name), str):
+            raise ValueError(f"response.{name} must be a string")
+    for name in (*_LABELS, "price_ref"):
+        if rec.get(name) is not None and not isinstance(rec[name], str):
+            raise ValueError(f"response.{name} must be a string or null")
+    usage = rec.get("usage")
+    if not isinstance(usage, Mapping) or set(usage) - set(USAGE_FIELDS):
+        raise ValueError(f"response.usage must be an object with only {', '.join(USAGE_FIELDS)}")
+    for name in USAGE_FIELDS:
+        v = usage.get(name, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"response.usage.{name} must be an integer >= 0")
+    for name in ("cost_usd", *_SECONDS, "created"):
+        v = rec.get(name)
+        if v is None and name != "created":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"response.{name} must be a finite number >= 0")
+    if rec.get("cost_source") not in COST_SOURCES:
+        raise ValueError(f"response.cost_source must be one of {', '.join(COST_SOURCES)}")
+    if rec.get("reasoning_mode", "none") not in REASONING_MODES:
+        raise ValueError(f"response.reasoning_mode must be one of {', '.join(REASONING_MODES)}")
+
+
 @dataclass(slots=True)
 class Result(Response):
     """A `Response` as one call saw it: fresh or from the cache, what it spent or saved.
@@ -131,9 +176,16 @@ class Result(Response):
 
     @classmethod
     def from_cache(
-        cls, rec: dict[str, Any], *, cache_key: str, sample: int, call_id: str | None
+        cls,
+        rec: dict[str, Any],
+        *,
+        cache_key: str,
+        sample: int,
+        call_id: str | None,
+        saved: bool = True,
     ) -> Result:
-        """A cache hit: the stored response, spending nothing and saving its cost."""
+        """A cache hit: the stored response, spending nothing and saving its cost (`saved`
+        False: an entry whose cost this project did not pay, e.g. imported from a bundle)."""
         cost = rec.get("cost_usd")
         u = rec.get("usage") or {}
         return cls(
@@ -159,7 +211,7 @@ class Result(Response):
             created=rec.get("created", 0.0),
             cache_hit=True,
             spent_usd=0.0,
-            saved_usd=cost or 0.0,
+            saved_usd=(cost or 0.0) if saved else 0.0,
             call_id=call_id,
             cache_key=cache_key,
             sample=sample,

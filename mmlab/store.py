@@ -26,6 +26,7 @@ import contextlib
 import operator
 import os
 import queue
+import random
 import secrets
 import socket
 import sqlite3
@@ -187,6 +188,14 @@ def m002_usage_rollup(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_cache_origin(db: sqlite3.Connection) -> None:
+    """Where each cache entry came from: NULL for a call made here, ``bundle:<sha256>`` for
+    an entry imported from a bundle (whose costs its author controls)."""
+    db.execute("ALTER TABLE cache ADD COLUMN origin TEXT")
+    db.execute("CREATE INDEX cache_origin ON cache(origin) WHERE origin IS NOT NULL")
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; migrations must stay inside the caller's transaction.
     # Statements are separated by a ';' at the end of a line (triggers hold inner ';').
@@ -209,9 +218,14 @@ def _script(db: sqlite3.Connection, sql: str) -> None:
         db.execute(rest)
 
 
+_ids = random.Random(secrets.randbits(128))
+# A forked child must not repeat its parent's ids: reseed from the OS in the child.
+os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(128)))
+
+
 def new_id() -> str:
     """A time-ordered unique id (millisecond clock + 48 random bits), like a ULID."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    return f"{int(time.time() * 1000):012x}{_ids.getrandbits(48):012x}"
 
 
 # --- typed rows ------------------------------------------------------------------------------
@@ -270,6 +284,8 @@ class CacheEntry:
     response: str
     """JSON of the complete, successful response."""
     created: float
+    origin: str | None = None
+    """None: a call made here; ``bundle:<sha256>``: imported from that bundle."""
 
 
 CACHE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CacheEntry))
@@ -295,15 +311,15 @@ def _flush_all() -> None:
 class _Job:
     __slots__ = ("fn", "future")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], wait: bool) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any] | _Rows, wait: bool) -> None:
         self.fn = fn
-        self.future: concurrent.futures.Future[Any] | None = (
-            concurrent.futures.Future() if wait else None
-        )
-
-    def start(self) -> bool:
-        """False if the waiter gave up before the job began (then it is skipped)."""
-        return self.future is None or self.future.set_running_or_notify_cancel()
+        self.future: concurrent.futures.Future[Any] | None = None
+        if wait:
+            self.future = concurrent.futures.Future()
+            # Running from the start, so it cannot be cancelled: a queued write always
+            # lands, even if the task awaiting it is cancelled (a paid call's row must not be
+            # lost with the task that was waiting for it).
+            self.future.set_running_or_notify_cancel()
 
     def settle(self, value: Any = None, error: BaseException | None = None) -> None:
         if self.future is None:
@@ -312,6 +328,41 @@ class _Job:
             self.future.set_exception(error)
         else:
             self.future.set_result(value)
+
+
+@dataclass(slots=True)
+class _Rows:
+    """A write that only inserts rows and drops a reservation: many of them are coalesced
+    into one `executemany` per table (see `_Writer._commit`)."""
+
+    calls: list[tuple[Any, ...]]
+    cache: list[tuple[Any, ...]]
+    releases: list[tuple[str]]
+
+    @staticmethod
+    def write(db: sqlite3.Connection, jobs: Sequence[_Rows]) -> None:
+        cache = [e for job in jobs for e in job.cache]
+        calls = [r for job in jobs for r in job.calls]
+        releases = [r for job in jobs for r in job.releases]
+        if cache:
+            _insert_many(db, "INSERT OR REPLACE " + _INSERT_CACHE, cache)
+        if calls:
+            _insert_many(db, _INSERT_CALL, calls)
+        if releases:
+            marks = ",".join("?" * len(releases))
+            db.execute(f"DELETE FROM reservations WHERE id IN ({marks})", [r[0] for r in releases])
+
+
+def _insert_many(db: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert `rows` with one multi-row statement per chunk: SQLite runs a statement in one
+    step, and the sqlite3 module hands the GIL back and forth around every step (under a busy
+    event loop that hand-off costs far more than the insert itself)."""
+    width = len(rows[0])
+    head, _, one = insert.rpartition(" VALUES ")
+    per = max(1, 30000 // width)  # SQLite allows 32766 bound parameters per statement
+    for i in range(0, len(rows), per):
+        chunk = rows[i : i + per]
+        db.execute(f"{head} VALUES {','.join([one] * len(chunk))}", [v for r in chunk for v in r])
 
 
 class _Writer:
@@ -323,6 +374,8 @@ class _Writer:
 
     IDLE_S = 5.0
     BATCH = 512
+    BUSY_S = 0.01
+    GATHER_S = 0.003
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -331,12 +384,13 @@ class _Writer:
         self.thread: threading.Thread | None = None
         self.max_pages: int | None = None
         self.pending = 0
+        self.last_commit = 0.0
 
     def busy(self) -> bool:
         """Whether any job is queued or being written."""
         return self.pending > 0
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T], *, wait: bool = True) -> _Job:
+    def submit(self, fn: Callable[[sqlite3.Connection], Any] | _Rows, *, wait: bool = True) -> _Job:
         job = _Job(fn, wait)
         with self.lock:
             self.pending += 1
@@ -370,13 +424,17 @@ class _Writer:
                             return
                     continue
                 batch = [first]
+                if time.monotonic() - self.last_commit < self.BUSY_S:
+                    # Under load (the last commit was just now), wait a moment for more
+                    # jobs: one transaction for several calls costs one fsync and one round
+                    # of GIL hand-offs instead of several. A sporadic write goes at once.
+                    time.sleep(self.GATHER_S)
                 while len(batch) < self.BATCH:
                     try:
                         batch.append(self.jobs.get_nowait())
                     except queue.Empty:
                         break
                 taken = len(batch)
-                batch = [job for job in batch if job.start()]
                 try:
                     if batch and conn is None:
                         try:
@@ -387,6 +445,7 @@ class _Writer:
                             continue
                     if batch:
                         self._commit(conn, batch)
+                        self.last_commit = time.monotonic()
                 finally:
                     with self.lock:
                         self.pending -= taken
@@ -398,19 +457,38 @@ class _Writer:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             self._begin(conn)
-            for job in batch:
-                conn.execute("SAVEPOINT job")
+            i = 0
+            while i < len(batch):
+                if isinstance(batch[i].fn, _Rows):
+                    # Consecutive row jobs (the hot path: a call's row, cache entry, release)
+                    # go in as a few executemany calls: every SQLite call hands the GIL to
+                    # the event loop thread and back, which costs more than the insert.
+                    j = i
+                    while j < len(batch) and isinstance(batch[j].fn, _Rows):
+                        j += 1
+                    _Rows.write(conn, [job.fn for job in batch[i:j]])  # type: ignore[misc]
+                    outcomes += [(job, None, None) for job in batch[i:j]]
+                    i = j
+                    continue
+                job, alone = batch[i], len(batch) == 1
+                if not alone:
+                    conn.execute("SAVEPOINT job")
                 try:
                     value = job.fn(conn)
                 except sqlite3.Error:
                     raise  # the database itself failed: the whole batch is retried alone
                 except BaseException as exc:  # noqa: BLE001 - a refusal (e.g. budget): undo it
-                    conn.execute("ROLLBACK TO job")
+                    conn.execute("ROLLBACK TO job" if not alone else "ROLLBACK")
+                    if alone:
+                        job.settle(error=exc)
+                        return
                     conn.execute("RELEASE job")
                     outcomes.append((job, None, exc))
                 else:
-                    conn.execute("RELEASE job")
+                    if not alone:
+                        conn.execute("RELEASE job")
                     outcomes.append((job, value, None))
+                i += 1
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -474,11 +552,21 @@ class Store:
                 raise ConfigError(f"db file is not an SQLite database: {path}")
         else:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                # Prompts and answers are private: the folder 0700 (when mmlab makes it)...
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise ConfigError(f"cannot create the db's folder {path.parent}: {exc}") from None
             if not os.access(path.parent, os.W_OK):
                 raise ConfigError(f"cannot create the db in read-only folder {path.parent}")
+            try:
+                # ...and the file 0600 before SQLite opens it: SQLite gives its -wal and -shm
+                # files the database file's permissions.
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass  # another process made it a moment ago
+            except OSError as exc:
+                raise ConfigError(f"cannot create the db {path}: {exc}") from None
+        _make_private(path)
         return path
 
     def _check_foreign(self) -> None:
@@ -555,23 +643,21 @@ class Store:
             raise ConfigError(f"cannot use db {self.path}: {exc}") from None
 
     # --- transactions -----------------------------------------------------------------------
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, fn: Callable[[sqlite3.Connection], T] | _Rows) -> T:
         """Run `fn` in the writer's transaction and wait: all of it lands, or none of it."""
         future = self._writer.submit(fn).future
         assert future is not None
         return future.result()
 
-    async def _awrite(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`write` for coroutines: the event loop keeps running while SQLite works.
-
-        The write is shielded from cancellation: once queued it lands (a paid call's row must
-        not be lost because the task awaiting it was cancelled).
-        """
+    async def _awrite(self, fn: Callable[[sqlite3.Connection], T] | _Rows) -> T:
+        """`write` for coroutines: the event loop keeps running while SQLite works (or waits
+        for another process's lock). Once queued the write lands, even if the awaiting task
+        is cancelled (see `_Job`)."""
         future = self._writer.submit(fn).future
         assert future is not None
-        return await asyncio.shield(asyncio.wrap_future(future))
+        return await asyncio.wrap_future(future)
 
-    def _write_behind(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def _write_behind(self, fn: Callable[[sqlite3.Connection], Any] | _Rows) -> None:
         """Queue `fn` without waiting (rows that spend nothing: cache hits)."""
         self._writer.submit(fn, wait=False)
 
@@ -593,20 +679,24 @@ class Store:
         return self._read(sql, args)
 
     # --- cache ------------------------------------------------------------------------------
-    def cache_get(self, key: str) -> dict[str, Any] | None:
-        """The cached response for `key`, or None."""
-        row = self._reader().execute("SELECT response FROM cache WHERE key = ?", (key,)).fetchone()
-        return jsonfast.loads(row[0]) if row is not None else None
+    def cache_get(self, key: str) -> tuple[dict[str, Any], str | None] | None:
+        """The cached response for `key` and where it came from (`CacheEntry.origin`)."""
+        row = self._reader().execute(
+            "SELECT response, origin FROM cache WHERE key = ?", (key,)
+        ).fetchone()
+        return (jsonfast.loads(row[0]), row[1]) if row is not None else None
 
-    def cache_get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Cached responses for many keys at once (one query per 900 keys)."""
-        found: dict[str, dict[str, Any]] = {}
+    def cache_get_many(
+        self, keys: Iterable[str]
+    ) -> dict[str, tuple[dict[str, Any], str | None]]:
+        """Cached responses (and origins) for many keys at once (one query per 900 keys)."""
+        found: dict[str, tuple[dict[str, Any], str | None]] = {}
         for chunk in _chunks(list(keys), 900):
             marks = ",".join("?" * len(chunk))
-            for key, response in self._read(
-                f"SELECT key, response FROM cache WHERE key IN ({marks})", chunk
+            for key, response, origin in self._read(
+                f"SELECT key, response, origin FROM cache WHERE key IN ({marks})", chunk
             ):
-                found[key] = jsonfast.loads(response)
+                found[key] = (jsonfast.loads(response), origin)
         return found
 
     def cache_keys(self, keys: Iterable[str]) -> set[str]:
@@ -643,16 +733,22 @@ class Store:
 
         return self._write(txn)
 
-    def cache_entries(self, tag: str) -> list[CacheEntry]:
-        """The cache entries calls tagged `tag` (or below it) used, sorted by key."""
+    def cache_entries(self, tag: str) -> tuple[list[CacheEntry], int]:
+        """The cache entries successful calls tagged `tag` (or below it) used, sorted by key,
+        and how many such calls' entries are gone (cleared since)."""
         where, args = tag_filter("tag", tag)
+        used = (
+            f"SELECT DISTINCT cache_key FROM calls {where} AND cache_key IS NOT NULL "
+            "AND error IS NULL"
+        )
         rows = self._log_read(
-            f"SELECT {', '.join(CACHE_COLUMNS)} FROM cache WHERE key IN "
-            f"(SELECT DISTINCT cache_key FROM calls {where} AND cache_key IS NOT NULL) "
-            "ORDER BY key",
+            f"SELECT {', '.join(CACHE_COLUMNS)} FROM cache WHERE key IN ({used}) ORDER BY key",
             args,
         )
-        return [CacheEntry(*r) for r in rows]
+        missing = self._read(
+            f"SELECT COUNT(*) FROM ({used}) WHERE cache_key NOT IN (SELECT key FROM cache)", args
+        )[0][0]
+        return [CacheEntry(*r) for r in rows], int(missing)
 
     def cache_stats(self) -> tuple[list[tuple[str, str, int, int]], int, int]:
         """(rows of endpoint, model, entries, bytes), hits logged, calls logged."""
@@ -665,33 +761,34 @@ class Store:
         )[0]
         return [tuple(r) for r in rows], int(hits), int(calls)  # type: ignore[misc]
 
-    def cache_clear(self, tag: str | None = None) -> int:
-        """Delete cache entries: all of them (tag None), or those calls tagged `tag` used."""
-        if tag is None:
-            return self._write(lambda db: db.execute("DELETE FROM cache").rowcount)
-        where, args = tag_filter("tag", tag)
-        return self._write(
-            lambda db: (
-                db.execute(
-                    f"DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls {where})", args
-                ).rowcount
+    def cache_clear(self, tag: str | None = None, *, imported: bool = False) -> int:
+        """Delete cache entries and return how many: all of them; those calls tagged `tag`
+        (or below) used and no call outside that tag uses; or (`imported`) those that came
+        from bundles. The usage log is kept."""
+        if imported:
+            sql, args = "DELETE FROM cache WHERE origin IS NOT NULL", ()
+        elif tag is None:
+            sql, args = "DELETE FROM cache", ()
+        else:
+            inside, targs = _in_scope("tag", tag)
+            # an entry another tag's calls also used stays: clearing one study must not
+            # take a shared answer away from another
+            sql = (
+                f"DELETE FROM cache WHERE key IN (SELECT cache_key FROM calls WHERE {inside}) "
+                "AND key NOT IN (SELECT cache_key FROM calls WHERE cache_key IS NOT NULL "
+                f"AND (tag IS NULL OR NOT {inside}))"
             )
-        )
+            args = targs + targs
+        return self._write(lambda db: db.execute(sql, args).rowcount)
 
     # --- the log ----------------------------------------------------------------------------
-    def _commit_call_txn(
-        self, row: CallRow, entry: CacheEntry | None, release: str | None
-    ) -> Callable[[sqlite3.Connection], None]:
-        values = _call_values(row)
-
-        def txn(db: sqlite3.Connection) -> None:
-            if entry is not None:
-                db.execute("INSERT OR REPLACE " + _INSERT_CACHE, _cache_values(entry))
-            db.execute(_INSERT_CALL, values)
-            if release is not None:
-                db.execute("DELETE FROM reservations WHERE id = ?", (release,))
-
-        return txn
+    @staticmethod
+    def _commit_call_txn(row: CallRow, entry: CacheEntry | None, release: str | None) -> _Rows:
+        return _Rows(
+            [_call_values(row)],
+            [_cache_values(entry)] if entry is not None else [],
+            [(release,)] if release is not None else [],
+        )
 
     def commit_call(
         self, row: CallRow, entry: CacheEntry | None = None, release: str | None = None
@@ -730,7 +827,8 @@ class Store:
             rows, self._hit_rows = self._hit_rows, []
             self._hits_queued = False
         try:
-            db.executemany(_INSERT_CALL, rows)
+            if rows:
+                _insert_many(db, _INSERT_CALL, rows)
         except BaseException:
             with self._hits_lock:  # rolled back: keep them for the retry or the next flush
                 self._hit_rows[:0] = rows
@@ -916,6 +1014,12 @@ class Store:
         """Queue the release of a reservation (idempotent)."""
         self._write_behind(_release_txn(rid))
 
+    def durability(self) -> str:
+        """The writer's ``PRAGMA synchronous`` (FULL: a committed paid call survives a power
+        loss, not only a crash of the process)."""
+        level = self._write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
+        return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
+
     def reservations_held(self) -> int:
         """How many budget reservations are outstanding (calls in flight)."""
         return int(self._log_read("SELECT COUNT(*) FROM reservations")[0][0])
@@ -943,7 +1047,31 @@ def tag_filter(column: str, tag: str | None) -> tuple[str, tuple[Any, ...]]:
     """
     if tag is None:
         return "WHERE 1", ()
-    return (f"WHERE ({column} = ? OR substr({column}, 1, ?) = ?)", (tag, len(tag) + 1, tag + "/"))
+    inside, args = _in_scope(column, tag)
+    return f"WHERE {inside}", args
+
+
+def _in_scope(column: str, tag: str) -> tuple[str, tuple[Any, ...]]:
+    return f"({column} = ? OR substr({column}, 1, ?) = ?)", (tag, len(tag) + 1, tag + "/")
+
+
+def _make_private(path: Path) -> None:
+    """Tighten a database mmlab owns (and its -wal/-shm, and an mmlab data folder) that other
+    users could read: databases written before mmlab created them private."""
+    try:
+        me = os.getuid()
+        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if f.exists() and f.stat().st_uid == me and f.stat().st_mode & 0o077:
+                f.chmod(0o600)
+        folder = path.parent
+        if (
+            folder.name in ("mmlab", ".mmlab")
+            and folder.stat().st_uid == me
+            and folder.stat().st_mode & 0o077
+        ):
+            folder.chmod(0o700)
+    except OSError:
+        pass  # a file we cannot change is the owner's to secure; reading it is still refused
 
 
 def _release_txn(rid: str) -> Callable[[sqlite3.Connection], Any]:

@@ -1,6 +1,14 @@
-"""A stand-in OpenRouter server on loopback, for tests, benchmarks and offline demos.
+"""mmlab's test API: `StandIn`, an OpenRouter server on loopback, for tests, benchmarks and
+offline demos — yours as well as mmlab's.
 
-It speaks the documented wire format (reference §2-5), faults included: SSE keep-alive
+    from mmlab.testing import StandIn, Fault, FaultRates
+    with StandIn(rates=FaultRates(rate_limit=0.2, seed=7)) as server:
+        lab = Lab(endpoint=OpenRouter(server.url, api_key="sk-test-..."), db=tmp / "t.db")
+        server.enqueue(Fault.http(429, retry_after=0.01), Fault.midstream())
+        ...
+        server.seen, server.counts       # what arrived, and what each request got
+
+It speaks OpenRouter's documented wire format, faults included: SSE keep-alive
 comments, reasoning deltas, the usage-only final chunk after ``finish_reason``, 429 with
 Retry-After, 502/503, dropped connections (headers sent, body cut), 200 bodies carrying only
 an ``error``, mid-stream errors, stalls, plus ``/models`` and ``/generation`` (which 404s for a
@@ -9,11 +17,10 @@ moment after a completion, as the real one does).
 Replies are a deterministic function of the request, shaped like a reasoning model's:
 reasoning length grows with the prompt's "difficulty" and the temperature, and a small
 ``max_tokens`` truncates the answer away, so sweeps over it show real structure.
+``echo_auth=True`` makes every error path echo the request's Authorization header back (the
+careless upstream the redaction tests need); ``state.models_body`` replaces ``/models``.
 
-    with StandIn() as server:
-        lab = Lab(base_url=server.url, api_key="sk-test-…")
-
-Run one in its own process with ``python -m mmlab.standin [--port N] [--delay S]``.
+Run one in its own process with ``python -m mmlab.testing [--port N] [--delay S]``.
 """
 
 from __future__ import annotations
@@ -67,6 +74,11 @@ class Fault:
         return cls("midstream", status=status)
 
     @classmethod
+    def garbage(cls) -> Fault:
+        """A stream event whose data is not JSON (an upstream's raw error page)."""
+        return cls("garbage")
+
+    @classmethod
     def stall(cls, seconds: float) -> Fault:
         """A stream that sends its headers and then nothing at all for `seconds`."""
         return cls("stall", seconds=seconds)
@@ -106,6 +118,8 @@ class StandInState:
     keepalives: int = 2
     leak_think: bool = False
     omit_cost: bool = False
+    echo_auth: bool = False
+    models_body: Any = None
     generation_404s: int = 1
     model_prices: dict[str, tuple[str, str]] = field(
         default_factory=lambda: {"minimax/minimax-m1": ("0.0000004", "0.0000022")}
@@ -237,6 +251,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _error_body(self, status: int) -> dict[str, Any]:
+        body = self._plain_error_body(status)
+        if self.server.state.echo_auth:
+            # The worst case of a careless upstream: it echoes the credential it was sent.
+            auth = self.headers.get("Authorization", "none")
+            body["error"]["message"] += f" (request had Authorization: {auth})"
+            body["error"]["metadata"]["raw"] = f"upstream saw headers: Authorization={auth}"
+        return body
+
+    def _plain_error_body(self, status: int) -> dict[str, Any]:
         kinds = {
             429: "rate_limit_exceeded",
             502: "provider_unavailable",
@@ -258,7 +281,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         st = self.server.state
         url = urlsplit(self.path)
-        if url.path.endswith("/models"):
+        if url.path.endswith("/models") and st.models_body is not None:
+            self._json(200, st.models_body)  # a hostile or broken price list
+        elif url.path.endswith("/models"):
             data = [
                 {
                     "id": m,
@@ -449,6 +474,11 @@ class _Handler(BaseHTTPRequestHandler):
         half = max(1, len(parts) // 2)
         for i, part in enumerate(parts):
             if fault is not None and i == half:
+                if fault.kind == "garbage":
+                    auth = self.headers.get("Authorization", "none") if st.echo_auth else "-"
+                    self._chunk(f"data: <html>502 Bad Gateway; Authorization: {auth}</html>\n\n")
+                    self._chunk("")
+                    return
                 if fault.kind == "midstream":
                     err = {
                         **base,
@@ -499,6 +529,7 @@ class StandIn:
         keepalives: int = 2,
         leak_think: bool = False,
         omit_cost: bool = False,
+        echo_auth: bool = False,
         rates: FaultRates | None = None,
     ) -> None:
         self.state = StandInState(
@@ -507,6 +538,7 @@ class StandIn:
             keepalives=keepalives,
             leak_think=leak_think,
             omit_cost=omit_cost,
+            echo_auth=echo_auth,
             rates=rates or FaultRates(),
         )
         self.state.rng = random.Random(self.state.rates.seed)

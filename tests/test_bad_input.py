@@ -7,6 +7,8 @@ without writing anything: the stand-in sees no request and the database is uncha
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import math
 import sqlite3
 import subprocess
@@ -18,7 +20,10 @@ import pytest
 
 from mmlab import Lab, grid, random_, zip_
 from mmlab.bundle import import_bundle
+from mmlab.cachekey import cache_key
 from mmlab.errors import BundleError, ConfigError, RequestError
+from mmlab.result import Response
+from mmlab.wire import Usage
 
 
 def chat(**kw):
@@ -51,6 +56,15 @@ API = [
     ("provider field", chat(provider={"fastest": True}), RequestError, "provider"),
     ("stop too many", chat(stop=["a", "b", "c", "d", "e"]), RequestError, "stop"),
     ("empty messages", lambda lab, tmp: lab.chat([]), RequestError, "messages must not be empty"),
+    ("per-call tag empty", chat(tag=""), RequestError, "tag must be non-empty"),
+    ("per-call tag a number", chat(tag=42), RequestError, "tag must be a string"),
+    ("per-call tag blank part", chat(tag="a//b"), RequestError, "without blank parts"),
+    (
+        "credentials in base_url",
+        lambda lab, tmp: Lab(base_url="http://alice:s3cret-pass@example.com/v1", db=tmp / "x.db"),
+        ConfigError,
+        "must not carry credentials",
+    ),
     (
         "non-string content",
         lambda lab, tmp: lab.chat([{"role": "user", "content": 3}]),
@@ -155,7 +169,98 @@ def _damaged_bundle(tmp: Path) -> Path:
     return path
 
 
+def _bundle(mutate):
+    """A bundle that is sound but for `mutate`'s change to its one entry (checksum fixed up,
+    so the entry's own validation is what is tested)."""
+
+    def make(lab, tmp):
+        call = lab.prepare("a bundled question", max_tokens=5)
+        response = Response("4", "", "stop", Usage(3, 1, 0, 0), 0.001, "billed").to_dict()
+        entry = {"key": call.key, "endpoint": call.endpoint, "model": lab.model,
+                 "sample": 0, "request": call.material, "response": response}  # fmt: skip
+        mutate(entry)
+        line = json.dumps(entry, sort_keys=True)
+        header = {"schema": "mmlab-bundle", "version": 1, "key_version": 1, "count": 1}
+        end = {"end": True, "count": 1, "sha256": hashlib.sha256(line.encode()).hexdigest()}
+        path = tmp / "entry.bundle.jsonl.gz"
+        text = "\n".join([json.dumps(header), line, json.dumps(end)]) + "\n"
+        path.write_bytes(gzip.compress(text.encode()))
+        return import_bundle(lab.store, path)
+
+    return make
+
+
+def _rekey(entry):
+    entry["key"] = cache_key(entry["request"])
+
+
 BUNDLES = [
+    (
+        "bundle response not an object",
+        _bundle(lambda e: e.update(response=["not", "an", "object"])),
+        BundleError,
+        "response must be an object",
+    ),
+    (
+        "bundle unknown usage field",
+        _bundle(lambda e: e["response"]["usage"].update(thinking_tokens=5)),
+        BundleError,
+        "response.usage must be an object with only",
+    ),
+    (
+        "bundle negative tokens",
+        _bundle(lambda e: e["response"]["usage"].update(completion_tokens=-1)),
+        BundleError,
+        "completion_tokens must be an integer >= 0",
+    ),
+    (
+        "bundle unknown response field",
+        _bundle(lambda e: e["response"].update(exploit="x")),
+        BundleError,
+        "unknown field(s) ['exploit']",
+    ),
+    (
+        "bundle cost not a number",
+        _bundle(lambda e: e["response"].update(cost_usd="free")),
+        BundleError,
+        "cost_usd must be a finite number",
+    ),
+    (
+        "bundle endpoint disagrees",
+        _bundle(lambda e: e.update(endpoint="https://elsewhere.example/v1")),
+        BundleError,
+        "endpoint 'https://elsewhere.example/v1' disagrees",
+    ),
+    (
+        "bundle model disagrees",
+        _bundle(lambda e: e.update(model="acme/other")),
+        BundleError,
+        "model 'acme/other' disagrees",
+    ),
+    (
+        "bundle sample disagrees",
+        _bundle(lambda e: e.update(sample=3)),
+        BundleError,
+        "sample 3 disagrees",
+    ),
+    (
+        "bundle key does not match",
+        _bundle(lambda e: e["request"]["request"].update(max_tokens=6)),
+        BundleError,
+        "key does not match",
+    ),
+    (
+        "bundle unknown parameter",
+        _bundle(lambda e: (e["request"]["request"].update(warmth=1), _rekey(e))),
+        BundleError,
+        "unknown parameter 'warmth'",
+    ),
+    (
+        "bundle extra entry field",
+        _bundle(lambda e: e.update(note="hi")),
+        BundleError,
+        "an entry has exactly",
+    ),
     (
         "bundle missing",
         lambda lab, tmp: import_bundle(lab.store, tmp / "nope.gz"),
@@ -208,7 +313,9 @@ CLI = [
     (["chat", "hi", "--cache", "replay"], "replay mode"),
     (["chat", "hi", "--base-url", "ftp://x"], "base_url"),
     (["chat", "hi", "--budget", "-1"], "budget_usd"),
-    (["cache", "clear"], "needs --tag"),
+    (["cache", "clear"], "cache clear needs one of --tag"),
+    (["cache", "clear", "--tag", "x", "--all"], "cache clear needs one of --tag"),
+    (["bundle", "import"], "bundle import needs a FILE"),
     (["bundle", "export", "-o", "x.gz"], "needs --tag"),
     (["sweep", "missing.yaml"], "does not exist"),
 ]
@@ -257,4 +364,4 @@ def test_sweep_file_bad_input(standin, db, tmp_path, content, message):
 
 
 def test_the_table_is_big_enough():
-    assert len(API) + len(BUNDLES) + len(CLI) + len(SWEEP_FILES) >= 30
+    assert len(API) + len(BUNDLES) + len(CLI) + len(SWEEP_FILES) >= 60

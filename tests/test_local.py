@@ -7,9 +7,11 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
@@ -254,8 +256,9 @@ def test_serve_local_runs_in_the_foreground():
         [sys.executable, "-m", "mmlab", "serve-local"], stdout=subprocess.PIPE, text=True
     )
     try:
-        line = proc.stdout.readline()
-        url = line.split(" at ")[1].split(" ")[0]
+        assert "serving smollm2-135m-instruct" in proc.stdout.readline()
+        url = proc.stdout.readline().split()[-1]  # printed once the socket is bound
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
         deadline_polls = 600
         for _ in range(deadline_polls):
             try:
@@ -272,3 +275,33 @@ def test_serve_local_runs_in_the_foreground():
     # serve-local *is* the server (exec), so stopping it leaves nothing listening behind
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/models", timeout=2)
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def test_the_embedded_server_answers_only_mmlab(local_lab):
+    """Issue 11 #8: a per-process key, never on the command line; a private log; and the
+    socket that answers belongs to the child mmlab started."""
+    local_lab.chat("hi", max_tokens=4)
+    server = local_lab.endpoint.server
+    assert httpx.get(f"{server.url}/models", timeout=5).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-key"}
+    assert httpx.get(f"{server.url}/models", headers=wrong, timeout=5).status_code == 401
+    assert httpx.get(f"{server.url}/models", headers=server.headers(), timeout=5).status_code == 200
+    cmdline = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().decode()
+    assert server.key not in cmdline
+    log = server._log
+    assert log is not None and stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert str(os.getpid()) not in log.name  # not a name another user could predict
+    owned = {os.readlink(f"/proc/{server.proc.pid}/fd/{fd}")
+             for fd in os.listdir(f"/proc/{server.proc.pid}/fd")}  # fmt: skip
+    assert {f"socket:[{inode}]" for inode in _listening_inodes(server.port)} <= owned
+    assert _listening_inodes(server.port)

@@ -27,8 +27,13 @@ def resolve_endpoint(
     base_url: str | None,
     api_key: str | None,
     headers: dict[str, str],
+    *,
+    replay: bool = False,
 ) -> Endpoint:
-    """Pick the endpoint from arguments and environment (see the module docstring)."""
+    """Pick the endpoint from arguments and environment (see the module docstring).
+
+    `replay`: only the endpoint's identity will be needed (the embedded model's file need
+    not be installed)."""
     if base_url is not None:
         kind = OpenRouter if is_openrouter_url(base_url) else Endpoint
         return kind(base_url, api_key, headers=headers)
@@ -38,7 +43,7 @@ def resolve_endpoint(
     if custom:
         kind = OpenRouter if is_openrouter_url(custom) else Endpoint
         return kind(custom, None, headers=headers)
-    return Embedded(headers=headers)
+    return Embedded(headers=headers, replay=replay)
 
 
 __all__ = ["Capabilities", "Embedded", "Endpoint", "OpenRouter", "resolve_endpoint"]

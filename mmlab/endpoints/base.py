@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..client import Http
-from ..config import normalize_base_url, register_secret
+from ..config import normalize_base_url
 from ..pricing import EMBEDDED, PriceTable
+from ..redaction import register_secret
 from ..wire import Delta, Reply
 
 

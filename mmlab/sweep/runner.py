@@ -19,7 +19,6 @@ from ..client import Throttle
 from ..config import resolve_budget
 from ..errors import APIError, BudgetExceeded, RequestError
 from ..result import Result
-from ..store import new_id
 from .cells import Cell, SweepLike, status
 from .forecast import forecast
 from .results import Columns, RunStats, SweepResult, build_frame
@@ -147,13 +146,11 @@ class Runner:
             stored = engine.store.cache_get_many(c.call.key for c in chunk)
             rows = []
             for c in chunk:
-                rec = stored.get(c.call.key)
-                if rec is None:
+                found = stored.get(c.call.key)
+                if found is None:
                     vanished.append(c)
                     continue
-                result = Result.from_cache(
-                    rec, cache_key=c.call.key, sample=c.sample, call_id=new_id()
-                )
+                result = engine.hit(c.call, *found)
                 self.columns.put(c.index, result, hit=True, spent=0.0)
                 rows.append(engine.row(c.call, "hit", result))
             engine.store.log_hits(rows)
@@ -182,24 +179,21 @@ class Runner:
             raise
 
     async def _one(self, cell: Cell) -> None:
+        # The concurrency limit (`throttle`) is taken inside Engine.send, around the
+        # reservation and the request.
         if self.stopping:
             return
-        async with self.throttle:
-            if self.stopping:
+        try:
+            result = await self._send(cell)
+            if result is None:
                 return
-            try:
-                result = await self._send(cell)
-                if result is None:
-                    return
-            except APIError as exc:
-                self._failed(cell, exc)
-            else:
-                self._succeeded(cell, result)
-            self.stats.lowest_concurrency = min(
-                self.stats.lowest_concurrency, self.throttle.lowest
-            )
-            self.bar.update(1)
-            self._show()
+        except APIError as exc:
+            self._failed(cell, exc)
+        else:
+            self._succeeded(cell, result)
+        self.stats.lowest_concurrency = min(self.stats.lowest_concurrency, self.throttle.lowest)
+        self.bar.update(1)
+        self._show()
 
     async def _send(self, cell: Cell) -> Result | None:
         while not self.stopping:

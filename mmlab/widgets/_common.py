@@ -7,8 +7,8 @@ import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..config import redact
 from ..loop import run_sync
+from ..redaction import redact
 
 CSS = """
 <style>
