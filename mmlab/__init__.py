@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "grid": "mmlab.sweep",
     "zip_": "mmlab.sweep",
     "random_": "mmlab.sweep",
+    "pin": "mmlab.params",
     "MmlabError": "mmlab.errors",
     "ConfigError": "mmlab.errors",
     "RequestError": "mmlab.errors",
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
         StorageError,
     )
     from .lab import Lab
+    from .params import pin
     from .plots import setup_notebook
     from .pricing import Price, PriceTable
     from .result import Response, Result

@@ -31,7 +31,7 @@ from .params import BY_NAME, EFFORTS
 from .record import record_notebook
 from .redaction import redact
 from .store import SUMMARY_GROUPS, Store
-from .sweep import load_sweep_file, sweep_from_spec
+from .sweep import load_sweep_file, stop_from_spec, sweep_from_spec
 
 #: The request parameters offered as ``mmlab chat`` flags (declared in `mmlab.params`).
 CLI_PARAMS = tuple(p.name for p in BY_NAME.values() if p.cli is not None)
@@ -199,14 +199,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"output must end in .parquet or .csv; got {output}")
     lab = Lab(model=spec.get("model"), base_url=spec.get("base_url"), db=args.db, cache=args.cache)
     sweep = sweep_from_spec(spec, lab)
+    stop = stop_from_spec(spec.get("stop"))
     print(sweep)
-    print(sweep.forecast(retry_errors=args.retry_errors))
+    print(sweep.forecast(retry_errors=args.retry_errors, stop=stop))
     if args.plan:
         return 0
     res = sweep.run(
         concurrency=args.concurrency or int(spec.get("concurrency", 8)),
         budget_usd=args.budget_usd if args.budget_usd is not None else spec.get("budget_usd"),
         retry_errors=args.retry_errors,
+        stop=stop,
     )
     print(res.stats)
     if output:
@@ -267,7 +269,13 @@ def cmd_record(args: argparse.Namespace) -> int:
             return 2
         parameters[key] = yaml.safe_load(value)  # 3 → int, [1, 2] → list, text → str
     for nb in args.notebooks:
-        record_notebook(nb, cache=args.cache, from_bundle=args.from_bundle, parameters=parameters)
+        record_notebook(
+            nb,
+            cache=args.cache,
+            from_bundle=args.from_bundle,
+            only_data=args.only_data,
+            parameters=parameters,
+        )
     return 0
 
 
@@ -353,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         dest="from_bundle",
         help="refresh outputs by replaying the existing bundle (no network)",
+    )
+    p.add_argument(
+        "--only-data",
+        action="store_true",
+        dest="only_data",
+        help="with --from-bundle: refresh only data cells (NBVAL_CHECK_OUTPUT), figures and "
+        "changed code",
     )
     p.set_defaults(fn=cmd_record)
 

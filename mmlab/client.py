@@ -57,14 +57,19 @@ class Http:
             asyncio.AbstractEventLoop, list[httpx.AsyncClient]
         ] = weakref.WeakKeyDictionary()
         self._turn = 0
+        self._last: tuple[Any, list[httpx.AsyncClient] | None] = (None, None)
 
     def client(self) -> httpx.AsyncClient:
         """A client of this loop's pools (round robin), created on first use."""
-        import httpx
-
         loop = asyncio.get_running_loop()
-        clients = self._clients.get(loop)
+        if self._last[0] is loop:
+            clients = self._last[1]
+        else:
+            clients = self._clients.get(loop)
+            self._last = (loop, clients)  # the current loop's pools, without a weak-dict lookup
         if clients is None:
+            import httpx
+
             # One TLS context for all pools: loading the CA bundle takes ~30 ms each time.
             tls = _tls_context()
             clients = [
@@ -81,6 +86,7 @@ class Http:
                 for _ in range(self.shards)
             ]
             self._clients[loop] = clients
+            self._last = (loop, clients)
         self._turn = (self._turn + 1) % len(clients)
         return clients[self._turn]
 
@@ -131,7 +137,7 @@ class Http:
                         retryable=True,
                     ) from None
                 reply = parse_completion(data)
-                reply.generation_id = reply.generation_id or resp.headers.get("x-generation-id")
+                _from_headers(reply, resp.headers)
                 return reply
             # Streams: the read timeout is per socket read, so it is exactly "no byte at all
             # (keep-alive comments included) for stall_s seconds".
@@ -149,10 +155,17 @@ class Http:
                     if asm.done:
                         break
                 reply = asm.finish()
-                reply.generation_id = reply.generation_id or resp.headers.get("x-generation-id")
+                _from_headers(reply, resp.headers)
                 return reply
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
+
+
+def _from_headers(reply: Reply, headers: Mapping[str, str]) -> None:
+    """What a reply's headers add: the generation id (when the body has none) and whether
+    OpenRouter's response cache served it."""
+    reply.generation_id = reply.generation_id or headers.get("x-generation-id")
+    reply.cache_status = headers.get("x-openrouter-cache-status")
 
 
 @functools.lru_cache(maxsize=256)

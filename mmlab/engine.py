@@ -24,8 +24,17 @@ from .config import Timeouts
 from .endpoints import Endpoint
 from .errors import APIError, BudgetExceeded, CacheMiss, RequestError
 from .loop import run_sync
-from .params import check_params
-from .pricing import EMBEDDED, PriceTable, cost_of, table_from_json, table_to_json, worst_case_usd
+from .params import ROUTING, check_params
+from .pricing import (
+    EMBEDDED,
+    Price,
+    PriceTable,
+    cost_of,
+    table_from_json,
+    table_to_json,
+    worst_case_usd,
+    zero_usage,
+)
 from .redaction import redact
 from .result import Result
 from .retry import RetryPolicy
@@ -34,6 +43,8 @@ from .tags import nest
 from .wire import Delta, Reply, build_body, canonical_json, check_messages, is_truncated
 
 PRICE_TTL_S = 24 * 3600
+#: The name of a lab's own endpoint, as a value of the ``endpoint`` axis.
+DEFAULT_ENDPOINT = "default"
 _HTTP: dict[tuple[Timeouts, int], Http] = {}
 
 
@@ -55,6 +66,10 @@ class Call:
     """The sampling/reasoning/provider fields as canonical JSON (the log's `params`)."""
     request_json: str
     """Canonical JSON of the request (shared by the repeats of one request)."""
+    model: str
+    """The model asked (the body's ``model``)."""
+    via: Endpoint
+    """The endpoint the call goes to (the lab's own, or one named by ``endpoint=``)."""
 
     @property
     def material_json(self) -> str:
@@ -100,8 +115,11 @@ class Engine:
         retry: RetryPolicy,
         transport: Any = None,
         bundle_savings: bool = False,
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.endpoints: dict[str, Endpoint] = dict(endpoints or {})
+        """Further endpoints by name: ``endpoint="name"`` sends a call (a sweep's cells) there."""
         self.bundle_savings = bundle_savings
         self.store = store
         self.model = model
@@ -111,7 +129,7 @@ class Engine:
         self.timeouts = timeouts
         self.retry = retry
         self.transport = transport
-        self._prices: PriceTable | None = None
+        self._prices: dict[str, PriceTable] = {}
 
     # --- prepare ------------------------------------------------------------------------------
     def prepare(
@@ -132,23 +150,28 @@ class Engine:
         return self.call_for(messages, check_params(params), sample, nest(self.tag, tag))
 
     def call_for(
-        self, messages: list[dict[str, str]], params: dict[str, Any], sample: int, tag: str | None
+        self, messages: list[dict[str, Any]], params: dict[str, Any], sample: int, tag: str | None
     ) -> Call:
         """A `Call` from already-validated messages and parameters: the end of `prepare`."""
         return self.calls_for(messages, params, [sample], tag)[0]
 
     def calls_for(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         params: dict[str, Any],
         samples: Sequence[int],
         tag: str | None,
         params_json: str | None = None,
     ) -> list[Call]:
         """The calls of one request's repeats (sample indices `samples`). They share one body
-        and its canonical JSON, so a sweep of many repeats holds each request once."""
-        body = build_body(self.model, messages, params)
-        identity = self.endpoint.identity
+        and its canonical JSON, so a sweep of many repeats holds each request once.
+
+        ``endpoint`` and ``model`` among `params` route the call (see `route`)."""
+        via, model, wire = self.route(params)
+        via.check(wire)
+        via.check_model(model)
+        body = build_body(model, messages, wire)
+        identity = via.identity
         request = cachekey.request_json(body)
         pj = params_json if params_json is not None else canonical_json(params)
         return [
@@ -160,9 +183,33 @@ class Engine:
                 tag,
                 pj,
                 request,
+                model,
+                via,
             )
             for sample in samples
         ]
+
+    def route(self, params: Mapping[str, Any]) -> tuple[Endpoint, str, dict[str, Any]]:
+        """(endpoint, model, the parameters the body carries) of a validated request: the
+        named endpoint (``endpoint=``; ``"default"`` is the lab's own) or the lab's own; the
+        given model, else that endpoint's default, else the lab's."""
+        if "endpoint" not in params and "model" not in params:
+            return self.endpoint, self.model, dict(params)
+        via = self.endpoint
+        name = params.get("endpoint")
+        if name is not None and name != DEFAULT_ENDPOINT:
+            via = self.endpoints.get(name)  # type: ignore[assignment]
+            if via is None:
+                known = ", ".join(sorted(self.endpoints)) or "none (pass Lab(endpoints={...}))"
+                raise RequestError(
+                    f"endpoint {name!r} is not one of this lab's endpoints; known: {known}",
+                    "endpoint",
+                )
+        model = params.get("model") or (
+            self.model if via is self.endpoint else via.default_model or self.model
+        )
+        wire = {k: v for k, v in params.items() if k not in ROUTING}
+        return via, model, wire
 
     # --- the log ------------------------------------------------------------------------------
     def row(self, call: Call, status: str, result: Result | None = None) -> CallRow:
@@ -173,14 +220,15 @@ class Engine:
             tag=call.tag,
             cache_key=call.key,
             cache_status=status,
-            endpoint=self.endpoint.identity,
-            model=self.model,
+            endpoint=call.endpoint,
+            model=call.model,
             sample=call.sample,
             params=call.params_json,
         )
         if result is not None:
             u = result.usage
             row.provider = result.provider
+            row.served_model = result.model
             row.generation_id = result.generation_id
             row.prompt_tokens = u.prompt_tokens
             row.completion_tokens = u.completion_tokens
@@ -256,7 +304,7 @@ class Engine:
     def miss_error(self, call: Call) -> CacheMiss:
         """The `CacheMiss` for `call`: the nearest stored request and the fields that differ."""
         near, diffs = cachekey.nearest(
-            call.material, self.store.cache_candidates(self.endpoint.identity, self.model)
+            call.material, self.store.cache_candidates(call.endpoint, call.model)
         )
         detail = "; ".join(diffs[:6]) if near else "the cache is empty"
         return CacheMiss(
@@ -348,7 +396,7 @@ class Engine:
 
         http = self.http
         return await with_retries(
-            lambda: self.endpoint.complete(http, call.body, stream, on_delta),
+            lambda: call.via.complete(http, call.body, stream, on_delta),
             self.retry,
             stats,
             throttle,
@@ -356,14 +404,13 @@ class Engine:
         )
 
     async def _price(self, call: Call, reply: Reply, stats: CallStats, latency: float) -> Result:
-        free = self.endpoint.capabilities.free
+        free = call.via.capabilities.free
         try:
-            table = EMBEDDED
+            price, table = None, EMBEDDED
             if reply.billed_cost_usd is None and not free:
-                table = await self.aprices()
-            cost, source, ref = cost_of(
-                reply.billed_cost_usd, reply.usage, table.get(self.model), table, free=free
-            )
+                price, table = await self.price_for(call.via, call.model)
+            cost, source, ref = cost_of(reply.billed_cost_usd, reply.usage, price, table, free=free)
+            source = zero_usage(reply, source)
         except Exception:  # noqa: BLE001 - pricing must never lose an answer that was paid for
             cost, source, ref = None, "unknown", None  # `reconcile` can bill it later
         result = Result.from_reply(
@@ -378,7 +425,7 @@ class Engine:
             sample=call.sample,
             retries=stats.retries,
         )
-        result.model = reply.model or self.model
+        result.model = reply.model or call.model
         return result
 
     async def _commit(
@@ -388,8 +435,8 @@ class Engine:
         if self.cache_mode != "off" and result.finish_reason is not None:
             entry = CacheEntry(
                 call.key,
-                self.endpoint.identity,
-                self.model,
+                call.endpoint,
+                call.model,
                 call.sample,
                 call.material_json,
                 jsonfast.dumps(result.to_dict()),
@@ -409,13 +456,12 @@ class Engine:
     # --- money --------------------------------------------------------------------------------
     async def worst_case_usd(self, call: Call) -> float:
         """The most `call` could cost: its prompt bound plus its completion cap at list price."""
-        if self.endpoint.capabilities.free:
+        if call.via.capabilities.free:
             return 0.0
-        table = await self.aprices()
-        price = table.get(self.model)
+        price, table = await self.price_for(call.via, call.model)
         if price is None:
             raise BudgetExceeded(
-                f"cannot bound the cost of {self.model!r}: it has no price in {table.source}; "
+                f"cannot bound the cost of {call.model!r}: it has no price in {table.source}; "
                 "a budget needs a price",
                 budget_usd=self.budget_usd or 0.0,
                 spent_usd=0.0,
@@ -427,29 +473,37 @@ class Engine:
     def prices(self) -> PriceTable:
         """The price table in use: the endpoint's live list (cached for a day) when it has one
         and is reachable, else its static table (embedded list prices; free for local)."""
-        if self._prices is None:
-            return run_sync(self.aprices())
-        return self._prices
+        table = self._prices.get(self.endpoint.identity)
+        return table if table is not None else run_sync(self.aprices())
 
-    async def aprices(self) -> PriceTable:
-        """Async `prices`."""
-        if self._prices is not None:
-            return self._prices
-        table = self.endpoint.static_prices()
-        if self.endpoint.capabilities.live_prices and self.cache_mode != "replay":
-            source = f"{self.endpoint.identity}/models"
+    async def aprices(self, endpoint: Endpoint | None = None) -> PriceTable:
+        """Async `prices` (of `endpoint`: default the lab's own)."""
+        via = endpoint or self.endpoint
+        table = self._prices.get(via.identity)
+        if table is not None:
+            return table
+        table = via.static_prices()
+        if via.capabilities.live_prices and self.cache_mode != "replay":
+            source = f"{via.identity}/models"
             stored = self.store.price_get(source)
             if stored and time.time() - stored[0] < PRICE_TTL_S:
                 table = table_from_json(stored[1])
             else:
-                live = await self.endpoint.fetch_prices(self.http)
+                live = await via.fetch_prices(self.http)
                 if live is not None:
                     table = live
                     await self.store.aprice_put(source, table_to_json(table))
-            if self.model not in table.prices and EMBEDDED.get(self.model):
-                table = EMBEDDED
-        self._prices = table
+        self._prices[via.identity] = table
         return table
+
+    async def price_for(self, endpoint: Endpoint, model: str) -> tuple[Price | None, PriceTable]:
+        """`model`'s price at `endpoint` and the table it came from: the endpoint's table, or
+        the embedded list prices when that table does not know the model."""
+        table = await self.aprices(endpoint)
+        price = table.get(model)
+        if price is None and table is not EMBEDDED and EMBEDDED.get(model) is not None:
+            return EMBEDDED.get(model), EMBEDDED
+        return price, table
 
     def spent_usd(self, tag: str | None = None) -> float:
         """USD spent by logged calls with `tag` (default: this lab's tag; None = whole db)."""

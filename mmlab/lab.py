@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Mapping
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +30,19 @@ from .config import (
     resolve_cache_mode,
 )
 from .endpoints import Endpoint, resolve_endpoint
-from .engine import Call, Engine
+from .endpoints.openrouter import is_openrouter_url
+from .engine import DEFAULT_ENDPOINT, Call, Engine
 from .errors import ConfigError
+from .ledger import Account, generation_record
 from .loop import run_sync
+from .probe import ProbeResult
+from .probe import analyse as probe_result
+from .probe import build as probe_sweep
+from .redaction import register_secret
 from .result import Result
 from .retry import RetryPolicy
+from .scaling import ANSWER_TOKENS, ScalingCurve, build_curve
+from .scaling import points as scaling_points
 from .store import Store
 from .sweep import Space, Sweep
 from .tags import check_tag
@@ -41,7 +51,33 @@ from .wire import Delta
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .stop import Rule
+
 _ANNOUNCED: set[tuple[str, str, str]] = set()
+
+
+def _named_endpoints(given: Mapping[str, Endpoint | str] | None) -> dict[str, Endpoint]:
+    """`Lab(endpoints=...)` checked: names to endpoints (a URL string becomes one)."""
+    out: dict[str, Endpoint] = {}
+    if given is None:
+        return out
+    if not isinstance(given, Mapping):
+        raise ConfigError("endpoints must be a mapping of names to endpoints or base URLs")
+    for name, value in given.items():
+        if not isinstance(name, str) or not name.strip() or name == DEFAULT_ENDPOINT:
+            raise ConfigError(
+                f"endpoint names must be non-empty strings other than {DEFAULT_ENDPOINT!r} "
+                f"(the lab's own endpoint); got {name!r}"
+            )
+        if isinstance(value, str):
+            value = resolve_endpoint(value, None, {})
+            if is_openrouter_url(value.base_url):
+                value.api_key = env("OPENROUTER_API_KEY")
+                register_secret(value.api_key)
+        if not isinstance(value, Endpoint):
+            raise ConfigError(f"endpoints[{name!r}] must be an Endpoint or a base URL")
+        out[name] = value
+    return out
 
 
 class Lab(Engine):
@@ -73,6 +109,10 @@ class Lab(Engine):
         bundle_savings: count cache hits on entries imported from bundles as money saved
             (off: a bundle's costs are its author's word, not money this project paid).
         quiet: do not announce the endpoint.
+        endpoints: further endpoints by name — an `Endpoint` or a base URL (OpenRouter's
+            URL takes ``OPENROUTER_API_KEY``) — so that ``endpoint="name"`` sends a call there
+            and a sweep can take ``endpoint`` as an axis (OpenRouter against a self-hosted
+            vLLM serving the open weights). Each is priced, keyed and logged as itself.
     """
 
     def __init__(
@@ -94,6 +134,7 @@ class Lab(Engine):
         transport: Any = None,
         bundle_savings: bool = False,
         quiet: bool = False,
+        endpoints: Mapping[str, Endpoint | str] | None = None,
     ) -> None:
         cache_mode = resolve_cache_mode(cache)
         budget = resolve_budget(budget_usd)
@@ -124,6 +165,7 @@ class Lab(Engine):
             retry=retry or RetryPolicy(),
             transport=transport,
             bundle_savings=bundle_savings,
+            endpoints=_named_endpoints(endpoints),
         )
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")
         if bundle is not None and self.cache_mode == "replay":
@@ -168,10 +210,11 @@ class Lab(Engine):
         on_delta: Callable[[Delta], None] | None = None,
         **params: Any,
     ) -> Result:
-        """Ask the model. Parameters (see `mmlab.params`): temperature, top_p, top_k, min_p,
-        top_a, max_tokens, seed, stop, frequency_penalty, presence_penalty,
-        repetition_penalty, logprobs, top_logprobs, logit_bias, response_format, reasoning,
-        provider, user.
+        """Ask the model. Parameters (see `mmlab.params`): model, endpoint, temperature,
+        top_p, top_k, min_p, top_a, max_tokens, seed, stop, frequency_penalty,
+        presence_penalty, repetition_penalty, logprobs, top_logprobs, logit_bias,
+        response_format, reasoning, provider (a routing dict, or a provider name: pinned),
+        user.
 
         `stream=True` streams (``on_delta`` receives ``(kind, text)`` with kind
         ``reasoning``, ``content`` or ``reset`` — a retried stream starts over, so drop the
@@ -219,49 +262,88 @@ class Lab(Engine):
             df = df.join(params[[c for c in params.columns if c not in df.columns]])
         return df
 
-    def summary(self, by: str = "tag", tag: str | None = None) -> pd.DataFrame:
-        """Totals of the log grouped `by` day | model | tag | endpoint | provider: calls, hits,
-        errors, tokens, spent and saved USD."""
+    def summary(self, by: str | Sequence[str] = "tag", tag: str | None = None) -> pd.DataFrame:
+        """Totals of the log grouped `by` one or more of day | model | tag | endpoint |
+        provider (``["day", "model"]``): calls, hits, errors, tokens, spent and saved USD."""
         return self.store.usage_summary(by, tag if tag is not None else self.tag)
 
-    # --- reconciliation -----------------------------------------------------------------------
-    def reconcile(self, *, attempts: int = 5, wait_s: float = 1.0) -> pd.DataFrame:
-        """Fill missing or computed costs from OpenRouter's ``GET /generation`` (billed).
+    # --- the ledger ---------------------------------------------------------------------------
+    def reconcile(
+        self, tag: str | None = None, *, attempts: int = 5, wait_s: float = 1.0
+    ) -> pd.DataFrame:
+        """Join each paid call with OpenRouter's own record of it (``GET /generation``).
 
-        The generation record can 404 for a moment after a completion, so each id is retried
-        `attempts` times, `wait_s` apart. Returns the rows it updated.
+        For every call under `tag` (default: this lab's) that has no record yet, fetches it
+        (the record can 404 for a moment after a completion: each id is retried `attempts`
+        times, `wait_s` apart) and stores it beside the log: native token counts, the
+        provider and model that served it, latency and generation time, ``total_cost``,
+        ``cache_discount``, finish reasons, and ``disagreements`` — every field where the
+        record and the reply's usage block differ (`mmlab.ledger`). A call whose cost was
+        computed from a price table (or unknown) takes the billed ``total_cost``. Returns
+        every reconciled call under `tag`, the log's figures beside the record's.
         """
-        return run_sync(self.areconcile(attempts=attempts, wait_s=wait_s))
+        return run_sync(self.areconcile(tag, attempts=attempts, wait_s=wait_s))
 
-    async def areconcile(self, *, attempts: int = 5, wait_s: float = 1.0) -> pd.DataFrame:
+    async def areconcile(
+        self, tag: str | None = None, *, attempts: int = 5, wait_s: float = 1.0
+    ) -> pd.DataFrame:
         """Async `reconcile`."""
-        import pandas as pd
-
-        if not self.endpoint.capabilities.generation_lookup:
+        sources = [
+            e for e in (self.endpoint, *self.endpoints.values())
+            if e.capabilities.generation_lookup
+        ]  # fmt: skip
+        if not sources:
             raise ConfigError(
                 f"reconcile needs an endpoint with generation records (GET /generation, as "
                 f"OpenRouter has); {self.endpoint.label} has none"
             )
         if self.cache_mode == "replay":
             raise ConfigError("reconcile talks to the network; not in replay mode")
-        updated = []
-        for call_id, gen_id, key in self.store.unbilled_calls(self.endpoint.identity):
-            cost = await self._billed_cost(gen_id, attempts, wait_s)
-            if cost is None:
-                continue
-            await asyncio.to_thread(self.store.rebill, call_id, key, cost)
-            updated.append({"call_id": call_id, "generation_id": gen_id, "cost_usd": cost})
-        return pd.DataFrame(updated, columns=["call_id", "generation_id", "cost_usd"])
+        scope = tag if tag is not None else self.tag
+        gate = asyncio.Semaphore(8)  # a few lookups at once: 1,000 calls in seconds, politely
 
-    async def _billed_cost(self, gen_id: str, attempts: int, wait_s: float) -> float | None:
+        async def one(endpoint: Endpoint, call: dict[str, Any]) -> dict[str, Any] | None:
+            async with gate:
+                data = await self._generation(endpoint, call["generation_id"], attempts, wait_s)
+            if data is None:
+                return None
+            record = generation_record(call, data, time.time())
+            billed = record["total_cost"]
+            if call["cost_source"] in ("unknown", "computed") and billed is not None:
+                await asyncio.to_thread(self.store.rebill, call["call_id"], call["cache_key"],
+                                        billed)  # fmt: skip
+            return record
+
+        for endpoint in dict.fromkeys(sources):
+            todo = await asyncio.to_thread(
+                self.store.unreconciled_calls, endpoint.identity, scope
+            )
+            found = await asyncio.gather(*(one(endpoint, c) for c in todo.to_dict("records")))
+            await asyncio.to_thread(self.store.put_generations, [r for r in found if r])
+        return await asyncio.to_thread(self.store.generations_frame, scope)
+
+    async def _generation(
+        self, endpoint: Endpoint, gen_id: str, attempts: int, wait_s: float
+    ) -> Any:
         for attempt in range(attempts):
-            status, data = await self.endpoint.generation(self.http, gen_id)
-            if status == 200 and isinstance(data, dict) and data.get("total_cost") is not None:
-                return float(data["total_cost"])
+            status, data = await endpoint.generation(self.http, gen_id)
+            if status == 200 and isinstance(data, dict):
+                return data
             if status != 404 or attempt == attempts - 1:
                 return None
             await asyncio.sleep(wait_s)  # the record lags the completion: a documented wait
         return None
+
+    def account(self, *, settle_s: float = 15.0) -> Account:
+        """The key's usage (``GET /key``) around a block of work, against the log's spend:
+        ``with lab.account() as acct: sweep.run()``, then ``acct`` says whether they agree
+        (within 1%) — see `mmlab.ledger.Account`."""
+        return Account(self, settle_s=settle_s)
+
+    def key(self) -> dict[str, Any]:
+        """The key's record now: ``usage`` (USD, all time), ``usage_daily``, ``limit`` and
+        ``limit_remaining`` (None: no limit) — check the room left before a large sweep."""
+        return run_sync(Account(self)._read())
 
     # --- sweeps -------------------------------------------------------------------------------
     def sweep(
@@ -286,6 +368,97 @@ class Lab(Engine):
             scorer=scorer,
             fixed=fixed,
         )
+
+    def scaling_curve(
+        self,
+        problems: Any,
+        budgets: Sequence[Any],
+        *,
+        knob: str = "reasoning.max_tokens",
+        repeats: int = 4,
+        scorer: Callable[..., Any] | None = None,
+        system: str | None = None,
+        tag: str | None = None,
+        concurrency: int = 8,
+        budget_usd: float | None = None,
+        progress: bool | Callable[[int, int], None] = True,
+        answer_tokens: int = ANSWER_TOKENS,
+        stop: Rule | None = None,
+        **fixed: Any,
+    ) -> ScalingCurve:
+        """Accuracy and cost against reasoning used, over one knob (see `mmlab.scaling`).
+
+        Plans a sweep of `problems` × `budgets` × `repeats`, prints its forecast, runs it
+        (cached, resumable, capped by `budget_usd` like any sweep) and returns a
+        `ScalingCurve`. `knob`: ``reasoning.max_tokens`` (then ``max_tokens`` is the budget
+        plus `answer_tokens` unless fixed), ``max_tokens``, ``reasoning.effort`` or
+        ``reasoning.wait`` (budget forcing: the embedded model). `fixed` parameters apply to
+        every cell (their ``reasoning`` is merged with the knob's). `stop` (a rule from
+        `mmlab.stop`, e.g. ``ci_width(by=knob, width=0.1)``) samples adaptively, with
+        `repeats` the most any cell gets.
+        """
+        return run_sync(
+            self.ascaling_curve(
+                problems, budgets, knob=knob, repeats=repeats, scorer=scorer, system=system,
+                tag=tag, concurrency=concurrency, budget_usd=budget_usd, progress=progress,
+                answer_tokens=answer_tokens, stop=stop, **fixed,
+            )
+        )  # fmt: skip
+
+    async def ascaling_curve(
+        self,
+        problems: Any,
+        budgets: Sequence[Any],
+        *,
+        knob: str = "reasoning.max_tokens",
+        repeats: int = 4,
+        scorer: Callable[..., Any] | None = None,
+        system: str | None = None,
+        tag: str | None = None,
+        concurrency: int = 8,
+        budget_usd: float | None = None,
+        progress: bool | Callable[[int, int], None] = True,
+        answer_tokens: int = ANSWER_TOKENS,
+        stop: Rule | None = None,
+        **fixed: Any,
+    ) -> ScalingCurve:
+        """Async `scaling_curve`."""
+        space = scaling_points(knob, budgets, fixed, answer_tokens)
+        sweep = self.sweep(problems, space, repeats=repeats, tag=tag or f"scaling-{knob}",
+                           system=system, scorer=scorer, **fixed)  # fmt: skip
+        forecast = await sweep.aforecast(stop=stop)
+        if progress is True:
+            print(forecast, file=sys.stderr)
+        res = await sweep.arun(
+            concurrency=concurrency, budget_usd=budget_usd, progress=progress, stop=stop
+        )
+        return build_curve(res, knob, budgets, repeats, scorer)
+
+    def probe(
+        self,
+        param: str,
+        values: Sequence[Any],
+        *,
+        prompt: str,
+        n: int = 20,
+        tag: str | None = None,
+        concurrency: int = 8,
+        budget_usd: float | None = None,
+        permutations: int = 2000,
+        **fixed: Any,
+    ) -> ProbeResult:
+        """Is `param` honoured? `n` paired samples per value of `values` on `prompt` (plus `n`
+        same-seed controls), then permutation tests of output length and content and an exact
+        test against the controls (see `mmlab.probe`)."""
+        sweep, controls = probe_sweep(self, param, values, prompt, n, tag, fixed)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="sweeping ")  # the probe says it itself
+            # a probe is a quick check: an earlier failed attempt is retried, never kept
+            run = {"concurrency": concurrency, "budget_usd": budget_usd, "progress": False,
+                   "retry_errors": True}  # fmt: skip
+            res = sweep.run(**run)
+            ctl = controls.run(**run).df if controls is not None else None
+        return probe_result(sweep, param, res.df, permutations, ctl)
 
     def close(self) -> None:
         """Write queued rows and close this thread's database connection."""

@@ -99,7 +99,7 @@ def _num(name: str, num: Num) -> Callable[[Any], Any]:
 
 
 # --- nested objects ---------------------------------------------------------------------------
-REASONING_FIELDS = ("effort", "max_tokens", "exclude", "enabled")
+REASONING_FIELDS = ("effort", "max_tokens", "exclude", "enabled", "wait")
 
 
 def _check_reasoning(value: Any) -> dict[str, Any]:
@@ -135,6 +135,10 @@ def _check_reasoning(value: Any) -> dict[str, Any]:
             if not isinstance(value[flag], bool):
                 raise RequestError(f"reasoning.{flag} must be true or false", f"reasoning.{flag}")
             out[flag] = value[flag]
+    if "wait" in value:
+        # budget forcing (s1): only endpoints that can continue a prefilled turn honour it,
+        # and the others refuse it before anything is sent (Endpoint.check)
+        out["wait"] = Num(int, 0, 64).check("reasoning.wait", value["wait"])
     return out
 
 
@@ -155,9 +159,37 @@ PROVIDER_FIELDS: dict[str, str] = {
 }
 
 
+def pin(*providers: str) -> dict[str, Any]:
+    """Provider routing that serves a call from exactly these providers, in this order: no
+    fallback to others, and only where every parameter sent is honoured — what a comparison
+    across providers needs (``grid(provider=[pin("novita"), pin("minimax")])``; a plain
+    string in a ``provider`` axis means the same)."""
+    if not providers or not all(isinstance(p, str) and p.strip() for p in providers):
+        raise RequestError("pin() takes one or more provider names", "provider")
+    return {"only": list(providers), "allow_fallbacks": False, "require_parameters": True}
+
+
+def expand(point: Mapping[str, Any]) -> dict[str, Any]:
+    """A parameter point with its shorthands spelled out (``provider="x"`` → ``pin("x")``),
+    so that its columns name what was sent."""
+    provider = point.get("provider")
+    if isinstance(provider, str) or (
+        isinstance(provider, list | tuple) and all(isinstance(p, str) for p in provider)
+    ):
+        return {**point, "provider": _check_provider(provider)}
+    return dict(point)
+
+
 def _check_provider(value: Any) -> dict[str, Any]:
+    if isinstance(value, str) or (
+        isinstance(value, list | tuple) and value and all(isinstance(p, str) for p in value)
+    ):
+        return pin(*([value] if isinstance(value, str) else value))
     if not isinstance(value, Mapping):
-        raise RequestError("provider must be a dict of OpenRouter routing fields", "provider")
+        raise RequestError(
+            "provider must be a dict of OpenRouter routing fields, or a provider name (pinned)",
+            "provider",
+        )
     unknown = set(value) - set(PROVIDER_FIELDS)
     if unknown:
         raise RequestError(
@@ -204,6 +236,15 @@ def _plain_json(name: str, kind: type) -> Callable[[Any], Any]:
     return check
 
 
+def _check_name(name: str, what: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or len(value) > 256:
+            raise RequestError(f"{name} must be {what}; got {value!r}", name)
+        return value.strip()
+
+    return check
+
+
 def _numeric(
     name: str, num: Num, doc: str, *, cli: bool = False, local: str | None = None
 ) -> Param:
@@ -222,6 +263,12 @@ def _numeric(
 #: is part of the cache key's canonical form only through the body; OpenRouter's own response
 #: cache hashes the body as sent, so a fixed order keeps it stable too.)
 PARAMS: tuple[Param, ...] = (
+    Param("model", "the model to ask (an axis: several models in one sweep)",
+          "a model id such as 'minimax/minimax-m1'", _check_name("model", "a model id"),
+          columns=("model",)),
+    Param("endpoint", "which of the lab's endpoints to send to (an axis)",
+          "a name given in Lab(endpoints={...})", _check_name("endpoint", "an endpoint name"),
+          columns=("endpoint",)),
     _numeric("temperature", Num(float, 0, 2), "sampling temperature", cli=True,
              local="temperature"),
     _numeric("top_p", Num(float, 0, 1, lo_open=True), "nucleus sampling mass", cli=True,
@@ -251,8 +298,8 @@ PARAMS: tuple[Param, ...] = (
           local="logit_bias"),
     Param("response_format", "structured output", "a dict",
           _plain_json("response_format", dict), local="response_format"),
-    Param("reasoning", "thinking controls: effort | max_tokens, exclude, enabled",
-          "a dict with effort|max_tokens, exclude, enabled", _check_reasoning,
+    Param("reasoning", "thinking controls: effort | max_tokens, exclude, enabled, wait",
+          "a dict with effort|max_tokens, exclude, enabled, wait", _check_reasoning,
           columns=tuple(f"reasoning.{f}" for f in REASONING_FIELDS)),
     Param("provider", "OpenRouter provider routing", "a dict of routing fields",
           _check_provider),
@@ -260,6 +307,9 @@ PARAMS: tuple[Param, ...] = (
           local="user"),
 )  # fmt: skip
 
+#: Parameters that choose where a request goes and which model answers it; they are not
+#: sent among the body's parameters (the model is the body's own ``model`` field).
+ROUTING = ("model", "endpoint")
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 _ORDER = {name: i for i, name in enumerate(NAMES)}
@@ -281,6 +331,14 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
             )
     given = sorted((n for n, v in params.items() if v is not None), key=_ORDER.__getitem__)
     return {n: BY_NAME[n].check(params[n]) for n in given}
+
+
+def column_value(value: Any) -> Any:
+    """A parameter value as a result-frame cell: lists (``provider.only``) as comma-joined
+    text, so columns can be grouped and compared."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return value
 
 
 def flat(point: Mapping[str, Any]) -> dict[str, Any]:

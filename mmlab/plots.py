@@ -12,9 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .analysis import truncation_rate, wilson
+from .analysis import accuracy_vs_reasoning as analysis_accuracy_vs_reasoning
+from .analysis import truncation_rate
 from .params import COLUMNS
-from .pricing import EMBEDDED, Price, PriceTable
+from .pricing import EMBEDDED, Price, PriceTable, reprice
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,6 +92,13 @@ def _hover(df: pd.DataFrame, extra: Sequence[str] = ()) -> tuple[Any, str]:
     return df[cols].astype(str).to_numpy(), "<br>".join(lines) + "<extra></extra>"
 
 
+def _error_bars(mid: Any, low: Any, high: Any) -> dict[str, Any]:
+    """Asymmetric error bars from an interval around `mid` (never negative lengths: a clipped
+    interval can end exactly at its estimate)."""
+    return {"type": "data", "symmetric": False, "array": (high - mid).clip(lower=0),
+            "arrayminus": (mid - low).clip(lower=0)}  # fmt: skip
+
+
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["error"].isna()] if "error" in df.columns else df
 
@@ -148,12 +156,7 @@ def truncation_vs_max_tokens(df: pd.DataFrame, color: str | None = None) -> go.F
                 mode="lines+markers",
                 name="all cells" if value is None else f"{color}={value}",
                 marker_color=COLORS[i % len(COLORS)],
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": rates["ci_high"] - rates["rate"],
-                    "arrayminus": rates["rate"] - rates["ci_low"],
-                },
+                error_y=_error_bars(rates["rate"], rates["ci_low"], rates["ci_high"]),
                 customdata=rates[["n", "truncated"]].to_numpy(),
                 hovertemplate="max_tokens %{x}<br>truncated %{customdata[1]} of %{customdata[0]}"
                 "<br>rate %{y:.0%}<extra></extra>",
@@ -219,42 +222,33 @@ def latency_vs_output(df: pd.DataFrame, color: str | None = None) -> go.Figure:
 
 
 def accuracy_vs_reasoning(df: pd.DataFrame, bins: int = 6) -> go.Figure:
-    """Accuracy (mean score, Wilson CI) in bins of reasoning length."""
-    import pandas as pd
+    """Accuracy (Wilson CI) in bins of reasoning tokens used: `mmlab.analysis.
+    accuracy_vs_reasoning` drawn, one point per bin at the bin's mean reasoning length."""
     import plotly.graph_objects as go
 
-    data = _ok(df).dropna(subset=["score"])
     fig = _figure(
         "Accuracy vs. reasoning length",
-        "reasoning tokens (tokens, binned)",
+        "reasoning tokens used (tokens, binned)",
         "accuracy (share correct)",
     )
+    data = _ok(df).dropna(subset=["score"])
     if data.empty:
         return fig
-    reasoning = data["reasoning_tokens"].astype(float)
-    edges = sorted(
-        {float(x) for x in reasoning.quantile([i / bins for i in range(bins + 1)]).round()}
-    )
-    if len(edges) < 2:
-        edges = [reasoning.min(), reasoning.max() + 1]
-    cut = pd.cut(reasoning, bins=edges, include_lowest=True, duplicates="drop")
-    xs, ys, lo, hi, ns = [], [], [], [], []
-    for interval, part in data.groupby(cut, observed=True, sort=True):
-        k, n = int(part["score"].sum()), len(part)
-        a, b = wilson(k, n)
-        xs.append(float(part["reasoning_tokens"].astype(float).mean()))
-        ys.append(k / n)
-        lo.append(k / n - a)
-        hi.append(b - k / n)
-        ns.append(f"{interval} · n={n}")
+    table = analysis_accuracy_vs_reasoning(data, bins=bins)
+    labels = [
+        f"{lo:.0f}-{hi:.0f} tokens · n={n}"
+        for lo, hi, n in zip(
+            table["reasoning_tokens_low"], table["reasoning_tokens_high"], table["n"], strict=True
+        )
+    ]
     fig.add_trace(
         go.Scatter(
-            x=xs,
-            y=ys,
+            x=table["mean_reasoning_tokens"],
+            y=table["accuracy"],
             mode="lines+markers",
             name="accuracy",
-            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
-            text=ns,
+            error_y=_error_bars(table["accuracy"], table["ci_low"], table["ci_high"]),
+            text=labels,
             hovertemplate="%{text}<br>mean reasoning %{x:.0f} tokens<br>"
             "accuracy %{y:.0%}<extra></extra>",
         )
@@ -394,4 +388,235 @@ def cost_per_day(
         )
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
+    return fig
+
+
+def scaling_curve(curve: Any) -> go.Figure:
+    """A `mmlab.scaling.ScalingCurve`: accuracy (left axis) and USD per call (right axis)
+    against mean reasoning tokens *used*, one point per budget with 95% intervals; truncation
+    rate per budget in the panel beside."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    _register()
+    df = curve.df
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.68, 0.32],
+        specs=[[{"secondary_y": True}, {}]],
+        subplot_titles=("Accuracy and cost vs. reasoning used", "Truncation by budget"),
+    )
+    labels = [f"{curve.knob}={b}" for b in df["budget"]]
+    x = df["reasoning_tokens"]
+    usd, usd_name = df["usd_per_call"], "USD per call"
+    if not (usd > 0).any() and curve.result is not None:
+        # a free endpoint (the embedded model): what the same tokens would cost on M1
+        priced = curve.result.df.assign(_usd=reprice(curve.result.df, "minimax/minimax-m1"))
+        usd = priced.groupby(curve.knob)["_usd"].mean().reindex(df["budget"]).to_numpy()
+        usd_name = "USD per call at M1 list prices"
+    if "accuracy" in df:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=df["accuracy"],
+                mode="lines+markers+text",
+                name="accuracy (pass@1)",
+                text=[str(b) for b in df["budget"]],  # the path runs in budget order
+                textposition="top right",
+                customdata=labels,
+                error_y=_error_bars(df["accuracy"], df["ci_low"], df["ci_high"]),
+                hovertemplate="%{customdata}<br>%{x:.0f} reasoning tokens used<br>"
+                "accuracy %{y:.1%}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=usd,
+            mode="lines+markers",
+            name=usd_name,
+            text=labels,
+            line={"dash": "dot", "color": COLORS[1]},
+            hovertemplate="%{text}<br>$%{y:.6f} per call<extra></extra>",
+        ),
+        row=1,
+        col=1,
+        secondary_y=True,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=[str(b) for b in df["budget"]],
+            y=df["truncation_rate"],
+            name="truncated",
+            marker_color=COLORS[4],
+            error_y=_error_bars(df["truncation_rate"], df["truncation_low"], df["truncation_high"]),
+            hovertemplate=f"{curve.knob} %{{x}}<br>truncated %{{y:.0%}}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_layout(template="mmlab", title=f"Test-time scaling over {curve.knob}")
+    fig.update_xaxes(title_text="reasoning tokens used (mean, tokens)", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (share correct)", tickformat=".0%", row=1, col=1,
+                     secondary_y=False)  # fmt: skip
+    fig.update_yaxes(title_text="cost per call (USD)", tickformat="$.2g", row=1, col=1,
+                     secondary_y=True, rangemode="tozero")  # fmt: skip
+    fig.update_xaxes(title_text=f"{curve.knob}", type="category", row=1, col=2)
+    fig.update_yaxes(title_text="truncated (share of cells)", tickformat=".0%", range=[0, 1.05],
+                     row=1, col=2)  # fmt: skip
+    return fig
+
+
+def at_k(table: pd.DataFrame) -> go.Figure:
+    """pass@k and maj@k against k (from `ScalingCurve.at_k`), one line per (metric, budget)."""
+    import plotly.graph_objects as go
+
+    fig = _figure("pass@k and maj@k against k", "k (samples per problem)", "share of problems")
+    for i, ((metric, budget), part) in enumerate(table.groupby(["metric", "budget"], sort=True)):
+        fig.add_trace(
+            go.Scatter(
+                x=part["k"],
+                y=part["estimate"],
+                mode="lines+markers",
+                name=f"{metric} · {budget}",
+                line={"dash": "solid" if metric == "pass@k" else "dot",
+                      "color": COLORS[i % len(COLORS)]},  # fmt: skip
+                error_y=_error_bars(part["estimate"], part["ci_low"], part["ci_high"]),
+            )
+        )
+    fig.update_xaxes(type="log", tickvals=sorted(table["k"].unique()))
+    fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%")
+    return fig
+
+
+def adaptive_intervals(outcome: Any) -> go.Figure:
+    """How an adaptive run's anytime-valid intervals narrowed round by round: one band (the
+    confidence sequence) and line (the running mean) per group, from a
+    `mmlab.sweep.results.AdaptiveOutcome` (``res.adaptive``); the round it stopped is marked."""
+    import plotly.graph_objects as go
+
+    hist = outcome.history
+    fixed = {"round", "rule", "n_rounds", "n_scores", "mean", "cs_low", "cs_high", "live"}
+    keys = [c for c in hist.columns if c not in fixed and hist[c].notna().any()]
+    method = outcome.intervals["cs_method"].iloc[0] if len(outcome.intervals) else ""
+    fig = _figure(
+        "Anytime-valid intervals, round by round",
+        "round (repeat of every live cell)",
+        "score (mean, with its confidence sequence)",
+    )
+    groups = hist.groupby(keys, sort=False, dropna=False) if keys else [((), hist)]
+    for i, (key, part) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True)) or "all cells"
+        color = COLORS[i % len(COLORS)]
+        part = part.sort_values("round")
+        fig.add_trace(
+            go.Scatter(
+                x=[*part["round"], *part["round"][::-1]],
+                y=[*part["cs_high"], *part["cs_low"][::-1]],
+                fill="toself",
+                fillcolor=color,
+                opacity=0.18,
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=name,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=part["round"],
+                y=part["mean"],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                line={"color": color},
+                customdata=part[["cs_low", "cs_high", "n_scores"]].to_numpy(),
+                hovertemplate=f"{name}<br>round %{{x}}: mean %{{y:.3f}}<br>"
+                "interval %{customdata[0]:.3f} – %{customdata[1]:.3f}<br>"
+                "%{customdata[2]} scores<extra></extra>",
+            )
+        )
+    if outcome.reason:
+        fig.add_vline(x=outcome.rounds, line={"dash": "dot", "color": "#444"})
+        fig.add_annotation(x=outcome.rounds, y=1.02, yref="paper", showarrow=False,
+                           text="stopped", xanchor="right")  # fmt: skip
+    fig.update_yaxes(range=[-0.03, 1.03])
+    fig.update_xaxes(dtick=1)
+    if method:
+        fig.update_layout(title={"text": "Anytime-valid intervals, round by round<br>"
+                                 f"<sup>{method}</sup>"})  # fmt: skip
+    return fig
+
+
+def usage(summary: pd.DataFrame, color: str = "model") -> go.Figure:
+    """USD spent per day from ``lab.summary(["day", color])``: one stacked bar per day, one
+    colour per `color` value (model, provider, tag or endpoint); hover shows calls and
+    tokens."""
+    import plotly.graph_objects as go
+
+    fig = _figure(f"Spend per day by {color}", "day (UTC)", "spent (USD)")
+    if not len(summary):
+        return fig
+    for i, (value, part) in enumerate(summary.groupby(color, sort=True)):
+        name = str(value) or "(none)"
+        fig.add_trace(
+            go.Bar(
+                x=part["day"],
+                y=part["spent_usd"],
+                name=name,
+                marker_color=COLORS[i % len(COLORS)],
+                customdata=part[["calls", "hits", "completion_tokens"]].to_numpy(),
+                hovertemplate=f"{name}<br>%{{x}}: $%{{y:.4f}}<br>%{{customdata[0]}} calls "
+                "(%{customdata[1]} cached), %{customdata[2]:,} output tokens<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def providers(table: pd.DataFrame) -> go.Figure:
+    """`mmlab.analysis.compare_providers` as bars: latency, time to first token, tokens per
+    second and USD per call, one bar per (model, provider) with its 95% interval."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    _register()
+    panels = {"latency_s": ("latency", "seconds"), "ttft_s": ("time to first token", "seconds"),
+              "tokens_per_s": ("generation speed", "tokens / s"),
+              "cost_usd": ("cost per call", "USD")}  # fmt: skip
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for t, _ in panels.values()],
+                        vertical_spacing=0.22, horizontal_spacing=0.12)  # fmt: skip
+    keys = [c for c in ("model", "provider") if c in table.columns]
+
+    def label(row: dict[str, Any]) -> str:
+        # "minimax/minimax-m1 · Novita" → "minimax-m1 · Novita": the vendor prefix is noise
+        return " · ".join(str(row[k]).rsplit("/", 1)[-1] for k in keys)
+
+    names = sorted({label(r) for r in table.to_dict("records")})
+    colour = {n: COLORS[i % len(COLORS)] for i, n in enumerate(names)}
+    for i, (metric, (_, unit)) in enumerate(panels.items()):
+        row, col = divmod(i, 2)
+        part = table[table["metric"] == metric]
+        xs = [label(r) for r in part.to_dict("records")]
+        fig.add_trace(
+            go.Bar(
+                x=xs,
+                y=part["mean"],
+                marker_color=[colour[x] for x in xs],
+                error_y=_error_bars(part["mean"], part["ci_low"], part["ci_high"]),
+                showlegend=False,
+                hovertemplate="%{x}<br>%{y:.4g} " + unit + "<extra></extra>",
+            ),
+            row=row + 1,
+            col=col + 1,
+        )
+        fig.update_yaxes(title_text=unit, row=row + 1, col=col + 1)
+        fig.update_xaxes(title_text=" · ".join(keys), row=row + 1, col=col + 1)
+    fig.update_layout(template="mmlab", title="Providers compared on the same cells",
+                      height=720)  # fmt: skip
     return fig

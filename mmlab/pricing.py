@@ -184,6 +184,27 @@ def cost_of(
     )
 
 
+def zero_usage(reply: Any, source: str) -> str:
+    """The cost source of a reply whose usage is zeroed: never "free compute".
+
+    ``provider_cache``: OpenRouter's response cache served it (``X-OpenRouter-Cache-Status:
+    HIT``, or every counter 0 beside a non-empty answer — how a cache hit is reported): a
+    repeat of an earlier response, billed nothing. ``refund``: no output at all and nothing
+    billed (zero-completion insurance). Anything else keeps `source`.
+    """
+    u = reply.usage
+    produced = bool(reply.content or reply.reasoning)
+    if getattr(reply, "cache_status", None) == "HIT":
+        return "provider_cache"
+    if not reply.usage_reported:
+        return source
+    if u.prompt_tokens == 0 and u.completion_tokens == 0 and produced:
+        return "provider_cache"
+    if u.completion_tokens == 0 and not produced and not reply.billed_cost_usd:
+        return "refund"
+    return source
+
+
 def parse_models(body: Any, source: str) -> PriceTable:
     """Build a table from a ``GET /api/v1/models`` body (prices are USD-per-token strings).
 

@@ -31,10 +31,29 @@ def bundle_path(notebook: Path) -> Path:
     return notebook.with_name(f"{notebook.stem}.bundle.jsonl.gz")
 
 
-def _clean(executed: Path, target: Path) -> None:
+#: The mime type of a plotly figure in a notebook output.
+FIGURE = "application/vnd.plotly.v1+json"
+
+
+def _clean(executed: Path, target: Path, keep: Path | None = None) -> None:
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
+    if keep is not None:
+        # the live run's outputs stay where the code is unchanged and the output is neither
+        # data nor a figure (figures are drawn from the data by mmlab's own plotting code)
+        old = {c.source: c for c in nbformat.read(keep, as_version=4).cells}
+        for cell in nb.cells:
+            before = old.get(cell.source)
+            if (
+                cell.cell_type == "code"
+                and before is not None
+                and before.get("outputs")
+                and "NBVAL_CHECK_OUTPUT" not in cell.source
+                and not any(FIGURE in o.get("data", {}) for o in before.outputs)
+            ):
+                cell.outputs = before.outputs
+                cell.execution_count = before.execution_count
     # papermill's own error banner cells, if a cell raised
     nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
     nb.metadata.pop("papermill", None)
@@ -69,6 +88,7 @@ def record_notebook(
     cache: str = "use",
     verify: bool = True,
     from_bundle: bool = False,
+    only_data: bool = False,
     parameters: dict[str, Any] | None = None,
 ) -> Path:
     """Execute `path` live, rewrite it with outputs, write its bundle; returns the bundle.
@@ -76,6 +96,9 @@ def record_notebook(
     `from_bundle=True` re-executes from the existing bundle instead (replay: no network, the
     bundle is kept): how outputs are refreshed after the analysis code changes. `parameters`
     override the notebook's ``parameters`` cell (papermill injects them after it).
+    `only_data` (with `from_bundle`): refresh only the data cells (``NBVAL_CHECK_OUTPUT``),
+    figures and cells whose code changed, keeping the live run's other outputs (progress,
+    timings, cache status) — how outputs follow a change in mmlab's own tables and plots.
 
     Nothing is overwritten until the new pair is complete and (`verify`) replays under
     nbval: notebook and bundle are written to a staging folder beside the originals, checked
@@ -91,12 +114,25 @@ def record_notebook(
     bundle = bundle_path(notebook)
     if from_bundle and not bundle.is_file():
         raise ConfigError(f"{notebook.name} has no bundle to replay ({bundle.name})")
+    if only_data and not from_bundle:
+        raise ConfigError("only_data refreshes a notebook from its bundle: use it with from_bundle")
     # Beside the originals, so the final moves are renames within one filesystem.
     staging = Path(tempfile.mkdtemp(prefix=".mmlab-record-", dir=notebook.parent))
+    # A live recording's calls survive a failed attempt (a typo in the last cell must not
+    # cost the hour of calls before it): they stay in this database until a recording of
+    # the notebook succeeds, and the next attempt is served from it.
+    resume = notebook.parent / f".mmlab-record-{tag}.resume"
+    ok = False
     try:
         staged_nb, staged_bundle = staging / notebook.name, staging / bundle.name
         with tempfile.TemporaryDirectory(prefix="mmlab-record-") as tmp:
-            db = Path(tmp) / "record.db"
+            if from_bundle:
+                db = Path(tmp) / "record.db"
+            else:
+                resume.mkdir(mode=0o700, exist_ok=True)
+                db = resume / "record.db"
+                if db.exists():
+                    print(f"resuming: calls of an earlier attempt are in {resume}", file=sys.stderr)
             executed = Path(tmp) / notebook.name
             how = "from its bundle" if from_bundle else "live"
             print(f"recording {notebook.name} {how} (tag {tag!r}) ...", file=sys.stderr)
@@ -112,7 +148,7 @@ def record_notebook(
                     )
                 except papermill.PapermillExecutionError:
                     pass  # every cell ran; _clean() accepts only errors tagged raises-exception
-            _clean(executed, staged_nb)
+            _clean(executed, staged_nb, keep=notebook if only_data else None)
             if from_bundle:
                 shutil.copy2(bundle, staged_bundle)
             else:
@@ -122,8 +158,13 @@ def record_notebook(
         if not from_bundle:
             os.replace(staged_bundle, bundle)
         os.replace(staged_nb, notebook)
+        ok = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if ok:
+            shutil.rmtree(resume, ignore_errors=True)
+        elif resume.exists():
+            print(f"the calls made so far are kept in {resume}: rerun to resume", file=sys.stderr)
     if from_bundle:
         print(f"wrote {notebook.name} (bundle unchanged)", file=sys.stderr)
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .wire import Reply, Usage, is_truncated
 
-COST_SOURCES = ("billed", "computed", "local", "unknown")
+COST_SOURCES = ("billed", "computed", "local", "unknown", "provider_cache", "refund")
 REASONING_MODES = ("native", "leaked", "prompted", "encrypted", "none")
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
 _TEXT = ("content", "reasoning")
@@ -43,7 +43,9 @@ class Response:
     cost_usd: float | None
     """What producing this response cost (None if unknown)."""
     cost_source: str
-    """billed (usage.cost) | computed (price table, see price_ref) | local | unknown."""
+    """billed (usage.cost) | computed (price table, see price_ref) | local | unknown |
+    provider_cache (OpenRouter's response cache repeated an earlier response; usage zeroed) |
+    refund (no output, nothing billed: zero-completion insurance)."""
     latency_s: float | None = None
     """Seconds from request to complete reply."""
     ttft_s: float | None = None
@@ -58,11 +60,17 @@ class Response:
     """The provider's own finish reason."""
     reasoning_mode: str = "none"
     """native (endpoint returned reasoning) | leaked (split from a <think> prefix) |
-    prompted (the embedded model was asked to think) | none."""
+    prompted (the embedded model was asked to think) | encrypted (reasoned, but returned no
+    readable text of it) | none."""
     price_ref: str | None = None
     """The price table a computed cost came from."""
     created: float = field(default_factory=time.time)
     """When the response was generated (epoch seconds)."""
+    reasoning_details: list[Any] | None = None
+    """The provider's structured reasoning blocks (``reasoning.text`` / ``.summary`` /
+    ``.encrypted``), as returned; `message()` hands them back on the next turn."""
+    notice: str | None = None
+    """What the endpoint said besides the answer, e.g. MiniMax's "Token limit reached"."""
 
     @property
     def truncated(self) -> bool:
@@ -93,7 +101,19 @@ class Response:
             "ttft_s": self.ttft_s,
             "reasoning_mode": self.reasoning_mode,
             "created": self.created,
+            **({"reasoning_details": self.reasoning_details} if self.reasoning_details else {}),
+            **({"notice": self.notice} if self.notice else {}),
         }
+
+    def message(self) -> dict[str, Any]:
+        """This answer as the assistant turn of a next request: content, plus the reasoning
+        blocks where the provider returned them — M1 (and Anthropic, OpenAI o-series, Gemini
+        through OpenRouter) continue their thinking from ``reasoning_details`` handed back
+        unchanged; plain reasoning text is not sent back (models are not trained to read it)."""
+        out: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.reasoning_details:
+            out["reasoning_details"] = self.reasoning_details
+        return out
 
 
 def check_response(rec: Any) -> None:
@@ -103,10 +123,17 @@ def check_response(rec: Any) -> None:
     if not isinstance(rec, Mapping):
         raise ValueError(f"response must be an object; got {type(rec).__name__}")
     known = {*_TEXT, *_LABELS, *_SECONDS, "usage", "cost_usd", "cost_source", "price_ref",
-             "reasoning_mode", "created"}  # fmt: skip
+             "reasoning_mode", "created", "reasoning_details", "notice"}  # fmt: skip
     unknown = sorted(set(rec) - known)
     if unknown:
         raise ValueError(f"response has unknown field(s) {unknown}")
+    details = rec.get("reasoning_details")
+    if details is not None and (
+        not isinstance(details, list) or not all(isinstance(d, Mapping) for d in details)
+    ):
+        raise ValueError("response.reasoning_details must be a list of objects or null")
+    if rec.get("notice") is not None and not isinstance(rec["notice"], str):
+        raise ValueError("response.notice must be a string or null")
     for name in _TEXT:
         if not isinstance(rec.get(name), str):
             raise ValueError(f"response.{name} must be a string")
@@ -209,6 +236,8 @@ class Result(Response):
             generation_id=rec.get("generation_id"),
             reasoning_mode=rec.get("reasoning_mode", "none"),
             created=rec.get("created", 0.0),
+            reasoning_details=rec.get("reasoning_details"),
+            notice=rec.get("notice"),
             cache_hit=True,
             spent_usd=0.0,
             saved_usd=(cost or 0.0) if saved else 0.0,
@@ -231,5 +260,7 @@ class Result(Response):
             generation_id=reply.generation_id,
             reasoning_mode=reply.reasoning_mode,
             ttft_s=reply.ttft_s,
+            reasoning_details=reply.reasoning_details,
+            notice=reply.notice,
             **kw,
         )

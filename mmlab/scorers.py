@@ -17,8 +17,10 @@ __all__ = [
     "boxed_match",
     "contains",
     "exact_match",
+    "extract_answer",
     "final_answer",
     "last_number",
+    "normalize_answer",
     "number_match",
 ]
 
@@ -47,16 +49,52 @@ def last_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
+def extract_answer(text: str | None) -> str | None:
+    r"""The final answer written in `text`: the last ``\boxed{}`` if any, else the last number.
+
+    None when there is neither (no output, or prose without a number). This is the rule
+    `final_answer` scores with and the one `mmlab.analysis.maj_at_k` votes with.
+    """
+    if not text:
+        return None
+    picked = boxed(text)
+    return picked if picked is not None else last_number(text)
+
+
+def normalize_answer(value: Any) -> str | None:
+    """A canonical string for comparing and voting on answers.
+
+    Trimmed, thousands separators dropped; anything that reads as a number becomes one
+    canonical spelling (``"1,000"``, ``"1000"``, ``1000`` and ``"1000.0"`` all give ``"1000"``;
+    ``"-0"`` gives ``"0"``), anything else is lowercased. None for None and for NaN, which
+    equals nothing (as in a float comparison). Two values are the same answer exactly when their
+    normalised forms are equal strings.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip().replace(",", "")
+    try:
+        number = float(text)
+    except ValueError:
+        return text.lower()
+    if number != number:
+        return None
+    # Integer values print without ".0" so that votes read naturally; below 2**53 every integer
+    # float is exact, and above it repr() keeps one spelling per float, so equal floats (and
+    # only those) share a string. "+ 0.0" folds -0.0 into 0.0, which compares equal to it.
+    number += 0.0
+    if number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return repr(number)
+
+
 def _same(a: str | None, b: Any) -> float | None:
     if a is None:
         return 0.0
     if b is None:
         return None
-    x, y = str(a).strip().replace(",", ""), str(b).strip().replace(",", "")
-    try:
-        return float(float(x) == float(y))
-    except ValueError:
-        return float(x.lower() == y.lower())
+    x, y = normalize_answer(a), normalize_answer(b)
+    return float(x is not None and x == y)
 
 
 def _answer(row: Mapping[str, Any]) -> Any:
@@ -78,12 +116,10 @@ def number_match(row: Mapping[str, Any]) -> float | None:
 
 def final_answer(row: Mapping[str, Any]) -> float | None:
     r"""``\boxed{}`` if the model used one (M1's math prompt asks for it), else the last number."""
-    content = row.get("content") or ""
     answer = _answer(row)
     if answer is None:
         return None
-    picked = boxed(content)
-    return _same(picked if picked is not None else last_number(content), answer)
+    return _same(extract_answer(row.get("content") or ""), answer)
 
 
 def exact_match(row: Mapping[str, Any]) -> float | None:

@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -196,6 +196,42 @@ def m003_cache_origin(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX cache_origin ON cache(origin) WHERE origin IS NOT NULL")
 
 
+@migration
+def m004_served_model(db: sqlite3.Connection) -> None:
+    """The model that answered, beside the one asked (``model``): OpenRouter may route to
+    another model on fallback, and a comparison must know."""
+    db.execute("ALTER TABLE calls ADD COLUMN served_model TEXT")
+
+
+@migration
+def m005_generations(db: sqlite3.Connection) -> None:
+    """OpenRouter's own record of a call (``GET /generation``), joined by `Lab.reconcile`,
+    with where it disagrees with what the reply's usage block said."""
+    _script(
+        db,
+        """
+        CREATE TABLE generations (
+            call_id                  TEXT PRIMARY KEY,
+            generation_id            TEXT NOT NULL,
+            fetched                  REAL NOT NULL,
+            provider                 TEXT,
+            model                    TEXT,
+            native_prompt_tokens     INTEGER,
+            native_completion_tokens INTEGER,
+            native_reasoning_tokens  INTEGER,
+            native_cached_tokens     INTEGER,
+            total_cost               REAL,
+            cache_discount           REAL,
+            latency_s                REAL,
+            generation_time_s        REAL,
+            finish_reason            TEXT,
+            native_finish_reason     TEXT,
+            disagreements            TEXT
+        );
+        """,
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; migrations must stay inside the caller's transaction.
     # Statements are separated by a ';' at the end of a line (triggers hold inner ';').
@@ -243,6 +279,7 @@ class CallRow:
     sample: int | None
     params: str | None
     provider: str | None = None
+    served_model: str | None = None
     generation_id: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -269,6 +306,15 @@ _call_values = operator.attrgetter(*CALL_COLUMNS)
 _INSERT_CALL = (
     f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in CALL_COLUMNS)})"
 )
+
+
+#: The columns of a generation record (the ``generations`` table), in order.
+GENERATION_COLUMNS: tuple[str, ...] = (
+    "call_id", "generation_id", "fetched", "provider", "model", "native_prompt_tokens",
+    "native_completion_tokens", "native_reasoning_tokens", "native_cached_tokens",
+    "total_cost", "cache_discount", "latency_s", "generation_time_s", "finish_reason",
+    "native_finish_reason", "disagreements",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +420,8 @@ class _Writer:
 
     IDLE_S = 5.0
     BATCH = 512
-    BUSY_S = 0.01
-    GATHER_S = 0.003
+    BUSY_S = 0.05
+    GATHER_S = 0.02
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -385,6 +431,7 @@ class _Writer:
         self.max_pages: int | None = None
         self.pending = 0
         self.last_commit = 0.0
+        self.last_batch = 0
 
     def busy(self) -> bool:
         """Whether any job is queued or being written."""
@@ -424,10 +471,11 @@ class _Writer:
                             return
                     continue
                 batch = [first]
-                if time.monotonic() - self.last_commit < self.BUSY_S:
-                    # Under load (the last commit was just now), wait a moment for more
-                    # jobs: one transaction for several calls costs one fsync and one round
-                    # of GIL hand-offs instead of several. A sporadic write goes at once.
+                if self.last_batch > 1 and time.monotonic() - self.last_commit < self.BUSY_S:
+                    # Concurrent writers (the last batch held several jobs, a moment ago):
+                    # wait for more, so that one transaction covers many calls — one fsync
+                    # and one round of GIL hand-offs instead of one per call. A lone caller
+                    # (batches of one) is never kept waiting.
                     time.sleep(self.GATHER_S)
                 while len(batch) < self.BATCH:
                     try:
@@ -446,6 +494,7 @@ class _Writer:
                     if batch:
                         self._commit(conn, batch)
                         self.last_commit = time.monotonic()
+                        self.last_batch = len(batch)
                 finally:
                     with self.lock:
                         self.pending -= taken
@@ -848,20 +897,30 @@ class Store:
         df["truncated"] = df["truncated"].astype("boolean")
         return df
 
-    def usage_summary(self, by: str, scope: str | None = None) -> pd.DataFrame:
-        """Totals of the log grouped `by` day | model | tag | endpoint | provider: calls, hits,
-        errors, tokens, spent and saved USD (read from the roll-up, not the log)."""
+    def usage_summary(
+        self, by: str | Sequence[str], scope: str | None = None
+    ) -> pd.DataFrame:
+        """Totals of the log grouped `by` one or more of day | model | tag | endpoint |
+        provider: calls, hits, errors, tokens, spent and saved USD (read from the roll-up,
+        not the log)."""
         import pandas as pd
 
-        if by not in SUMMARY_GROUPS:
-            raise RequestError(f"by must be one of {', '.join(SUMMARY_GROUPS)}; got {by!r}", "by")
+        keys = [by] if isinstance(by, str) else list(by)
+        bad = [k for k in keys if k not in SUMMARY_GROUPS]
+        if not keys or bad or len(set(keys)) != len(keys):
+            raise RequestError(
+                f"by must be one or more of {', '.join(SUMMARY_GROUPS)}; got {by!r}", "by"
+            )
         where, args = tag_filter("tag", scope)
         sums = ", ".join(f"SUM({c}) AS {c}" for c in _ROLLUP_SUMS)
+        order = ", ".join(str(i + 1) for i in range(len(keys)))
         rows = self._log_read(
-            f"SELECT {by}, {sums} FROM usage_rollup {where} GROUP BY 1 ORDER BY 1", args
+            f"SELECT {', '.join(keys)}, {sums} FROM usage_rollup {where} "
+            f"GROUP BY {order} ORDER BY {order}",
+            args,
         )
-        df = pd.DataFrame.from_records(rows, columns=[by, *_ROLLUP_SUMS])
-        if by == "day" and len(df):
+        df = pd.DataFrame.from_records(rows, columns=[*keys, *_ROLLUP_SUMS])
+        if "day" in keys and len(df):
             df["day"] = pd.to_datetime(df["day"] * 86400, unit="s", utc=True).dt.strftime(
                 "%Y-%m-%d"
             )
@@ -907,18 +966,6 @@ class Store:
             out["any"] = total / n
         return out, n
 
-    def unbilled_calls(self, endpoint: str) -> list[tuple[str, str, str | None]]:
-        """(call_id, generation_id, cache_key) of paid calls whose cost was not billed."""
-        return [
-            (a, b, c)
-            for a, b, c in self._log_read(
-                "SELECT call_id, generation_id, cache_key FROM calls "
-                "WHERE generation_id IS NOT NULL AND cache_status != 'hit' AND endpoint = ? "
-                "AND (cost_source IS NULL OR cost_source IN ('unknown', 'computed'))",
-                (endpoint,),
-            )
-        ]
-
     def rebill(self, call_id: str, cache_key: str | None, cost: float) -> None:
         """Record a billed cost for a logged call (and its cache entry), in one transaction."""
 
@@ -940,6 +987,71 @@ class Store:
                 )
 
         self._write(txn)
+
+    # --- the generation ledger ------------------------------------------------------------
+    def unreconciled_calls(self, endpoint: str, scope: str | None) -> pd.DataFrame:
+        """Paid calls (no hits, no errors) under tag `scope` with a generation id and no
+        generation record yet: what the reply said of each (tokens, cost, provider, model,
+        finish), to compare with ``GET /generation``."""
+        import pandas as pd
+
+        where, args = tag_filter("c.tag", scope)
+        cols = ["call_id", "generation_id", "cache_key", "provider", "served_model",
+                "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens",
+                "cost_usd", "cost_source", "finish_reason"]  # fmt: skip
+        rows = self._log_read(
+            f"SELECT {', '.join('c.' + c for c in cols)} FROM calls c {where} "
+            "AND c.generation_id IS NOT NULL AND c.cache_status != 'hit' AND c.error IS NULL "
+            "AND c.endpoint = ? AND NOT EXISTS "
+            "(SELECT 1 FROM generations g WHERE g.call_id = c.call_id) ORDER BY c.ts",
+            (*args, endpoint),
+        )
+        return pd.DataFrame.from_records(rows, columns=cols)
+
+    def put_generations(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store generation records (`GENERATION_COLUMNS` each), one transaction."""
+        if not rows:
+            return
+        sql = (
+            f"INSERT OR REPLACE INTO generations ({', '.join(GENERATION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in GENERATION_COLUMNS)})"
+        )
+        values = [tuple(r.get(c) for c in GENERATION_COLUMNS) for r in rows]
+        self._write(lambda db: db.executemany(sql, values))
+
+    def generations_frame(self, scope: str | None) -> pd.DataFrame:
+        """Every call under tag `scope` that has a generation record, joined with it: the
+        log's figures beside OpenRouter's (``native_*``, ``total_cost``, ``cache_discount``,
+        timings) and the ``disagreements`` found."""
+        import pandas as pd
+
+        where, args = tag_filter("c.tag", scope)
+        mine = ["tag", "ts", "provider", "model", "served_model", "prompt_tokens",
+                "completion_tokens", "reasoning_tokens", "cached_tokens", "cost_usd",
+                "cost_source", "latency_s", "finish_reason"]  # fmt: skip
+        theirs = [c for c in GENERATION_COLUMNS if c != "call_id"]
+        rows = self._log_read(
+            f"SELECT c.call_id, {', '.join('c.' + c for c in mine)}, "
+            f"{', '.join('g.' + c + ' AS g_' + c for c in theirs)} "
+            f"FROM calls c JOIN generations g ON g.call_id = c.call_id {where} ORDER BY c.ts",
+            args,
+        )
+        df = pd.DataFrame.from_records(
+            rows, columns=["call_id", *mine, *(f"generation_{c}" if c in mine else c
+                                              for c in theirs)]  # fmt: skip
+        )
+        df["ts"] = pd.to_datetime(df["ts"], unit="s", utc=True)
+        return df
+
+    def spent_between(self, start: float, end: float) -> tuple[float, int]:
+        """USD spent by calls logged in [start, end] (any tag, any endpoint), and how many
+        calls that was: what a key's usage should have grown by meanwhile."""
+        spent, n = self._log_read(
+            "SELECT COALESCE(SUM(spent_usd), 0), COUNT(*) FROM calls "
+            "WHERE ts >= ? AND ts <= ? AND cache_status != 'hit'",
+            (start, end),
+        )[0]
+        return float(spent), int(n)
 
     # --- budget -----------------------------------------------------------------------------
     def spent(self, scope: str | None) -> float:

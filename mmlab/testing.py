@@ -18,7 +18,21 @@ Replies are a deterministic function of the request, shaped like a reasoning mod
 reasoning length grows with the prompt's "difficulty" and the temperature, and a small
 ``max_tokens`` truncates the answer away, so sweeps over it show real structure.
 ``echo_auth=True`` makes every error path echo the request's Authorization header back (the
-careless upstream the redaction tests need); ``state.models_body`` replaces ``/models``.
+careless upstream the redaction tests need); ``ignore={"top_k"}`` plays a provider that drops
+parameters silently; ``accuracy=lambda body: 0.8 if body["temperature"] < 1 else 0.5``
+answers correctly (`gold_answer`) with a per-request probability, so arms of known, different
+accuracies can be compared; ``state.models_body`` replaces ``/models``.
+
+OpenRouter's routing is played too: ``providers={"minimax/minimax-m1": [Provider("Minimax"),
+Provider("Novita", completion_price=2.0e-6, tokens_per_s=80, down=0.1)]}`` serves a model
+from several providers (``provider.only`` / ``order`` / ``allow_fallbacks`` honoured,
+unpinned requests spread across them, a provider that is down falls back to the next one),
+each at its own price and speed; ``served_as={"a/x": "a/x-lite"}`` answers as another model
+(a model fallback). ``GET /key`` reports the key's usage — every billed call, plus half the
+cost of calls cut mid-stream (tokens generated before the cut are paid for); ``GET
+/generation`` the record of each call (``state.native_skew`` makes its token counts
+disagree, for the ledger's tests); ``X-OpenRouter-Cache: true`` turns on a response cache
+that answers repeats with usage zeroed.
 
 Run one in its own process with ``python -m mmlab.testing [--port N] [--delay S]``.
 """
@@ -34,6 +48,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,6 +66,9 @@ class Fault:
     status: int = 0
     retry_after: float | None = None
     seconds: float = 0.0
+    body: str = ""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def http(cls, status: int, retry_after: float | None = None) -> Fault:
@@ -79,6 +97,24 @@ class Fault:
         return cls("garbage")
 
     @classmethod
+    def raw(
+        cls,
+        body: str,
+        status: int = 200,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Fault:
+        """A reply written verbatim (with extra `headers`): a shape seen on the real wire
+        that the stand-in does not synthesise. An SSE `body` (content type
+        ``text/event-stream``, the default when it starts with ``data:`` or ``:``) goes out
+        chunked, cut every 61 bytes, mid-line."""
+        if content_type is None:
+            sse = body.lstrip().startswith(("data:", ":"))
+            content_type = "text/event-stream" if sse else "application/json"
+        return cls("raw", status=status, body=body, content_type=content_type,
+                   headers=dict(headers or {}))  # fmt: skip
+
+    @classmethod
     def stall(cls, seconds: float) -> Fault:
         """A stream that sends its headers and then nothing at all for `seconds`."""
         return cls("stall", seconds=seconds)
@@ -95,6 +131,21 @@ class FaultRates:
     midstream: float = 0.0
     retry_after: float = 0.01
     seed: int = 0
+
+
+@dataclass
+class Provider:
+    """One upstream provider the stand-in routes a model to: its prices (USD per token), its
+    speed (simulated generation time: time to first token, then tokens per second; None:
+    instant) and how often it is down (then OpenRouter falls back to the next provider,
+    unless ``allow_fallbacks`` is false)."""
+
+    name: str
+    prompt_price: float = 0.40 / 1e6
+    completion_price: float = 2.20 / 1e6
+    ttft_s: float = 0.0
+    tokens_per_s: float | None = None
+    down: float = 0.0
 
 
 @dataclass
@@ -119,8 +170,18 @@ class StandInState:
     leak_think: bool = False
     omit_cost: bool = False
     echo_auth: bool = False
+    ignore: frozenset[str] = frozenset()
+    accuracy: Callable[[dict[str, Any]], float] | None = None
     models_body: Any = None
     generation_404s: int = 1
+    providers: dict[str, list[Provider]] = field(default_factory=dict)
+    served_as: dict[str, str] = field(default_factory=dict)
+    key_usage: float = 0.0
+    key_limit: float | None = None
+    native_skew: int = 0
+    bill_failures: bool = True
+    response_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    asked: Counter[str] = field(default_factory=Counter)
     model_prices: dict[str, tuple[str, str]] = field(
         default_factory=lambda: {"minimax/minimax-m1": ("0.0000004", "0.0000022")}
     )
@@ -139,8 +200,12 @@ class StandInState:
 _WORD = re.compile(r"\w+")
 
 
-def synth_reply(body: dict[str, Any]) -> dict[str, Any]:
-    """The deterministic "model": reasoning, answer and token counts for a request."""
+def synth_reply(body: dict[str, Any], *, wrong: bool = False) -> dict[str, Any]:
+    """The deterministic "model": reasoning, answer and token counts for a request.
+
+    Its answer is a function of the question's words (``gold_answer``); `wrong` gives that
+    number plus one instead (how `StandIn(accuracy=...)` answers incorrectly).
+    """
     messages = body.get("messages") or []
     user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
     content_fields = {k: v for k, v in body.items() if k != "stream"}
@@ -150,7 +215,8 @@ def synth_reply(body: dict[str, Any]) -> dict[str, Any]:
     temperature = float(body.get("temperature", 1.0))
     base = 12 + 4 * len(words) + digest[0] % 16
     reasoning_len = int(base * (0.6 + 0.5 * temperature))
-    answer_words = ["The", "answer", "is", str(sum(len(w) for w in words) % 97)]
+    answer = sum(len(w) for w in words) % 97 + (1 if wrong else 0)
+    answer_words = ["The", "answer", "is", str(answer)]
     reasoning_words = [f"step{i}" for i in range(reasoning_len)]
     max_tokens = body.get("max_tokens")
     finish = "stop"
@@ -172,12 +238,23 @@ def synth_reply(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def reply_cost(reply: dict[str, Any]) -> float:
-    """What OpenRouter would bill for a synthetic reply, at M1's list prices."""
+def gold_answer(question: str) -> str:
+    """The answer the stand-in gives `question` when it answers correctly."""
+    return str(sum(len(w) for w in _WORD.findall(question)) % 97)
+
+
+def reply_cost(reply: dict[str, Any], provider: Provider | None = None) -> float:
+    """What OpenRouter would bill for a synthetic reply: at `provider`'s prices, else M1's
+    list prices."""
+    if provider is not None:
+        return (reply["prompt_tokens"] * provider.prompt_price
+                + reply["completion_tokens"] * provider.completion_price)  # fmt: skip
     return reply["prompt_tokens"] * PROMPT_PRICE + reply["completion_tokens"] * COMPLETION_PRICE
 
 
-def usage_object(reply: dict[str, Any], *, with_cost: bool = True) -> dict[str, Any]:
+def usage_object(
+    reply: dict[str, Any], *, with_cost: bool = True, provider: Provider | None = None
+) -> dict[str, Any]:
     """OpenRouter's usage object for a synthetic reply (reasoning inside completion)."""
     usage: dict[str, Any] = {
         "prompt_tokens": reply["prompt_tokens"],
@@ -187,18 +264,23 @@ def usage_object(reply: dict[str, Any], *, with_cost: bool = True) -> dict[str, 
         "completion_tokens_details": {"reasoning_tokens": reply["reasoning_tokens"]},
     }
     if with_cost:
-        usage["cost"] = reply_cost(reply)
+        usage["cost"] = reply_cost(reply, provider)
     return usage
 
 
 def completion_object(
-    body: dict[str, Any], choice: dict[str, Any], usage: dict[str, Any], gen_id: str
+    body: dict[str, Any],
+    choice: dict[str, Any],
+    usage: dict[str, Any],
+    gen_id: str,
+    provider: str = "StandIn",
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """A non-streamed chat completion body."""
+    """A non-streamed chat completion body (`provider` served it as `model`)."""
     return {
         "id": gen_id,
-        "provider": "StandIn",
-        "model": body.get("model"),
+        "provider": provider,
+        "model": model or body.get("model"),
         "object": "chat.completion",
         "created": int(time.time()),
         "choices": [choice],
@@ -294,6 +376,13 @@ class _Handler(BaseHTTPRequestHandler):
                 for m, (p, c) in st.model_prices.items()
             ]
             self._json(200, {"data": data})
+        elif url.path.endswith("/key"):
+            with st.lock:
+                usage, limit = st.key_usage, st.key_limit
+            self._json(200, {"data": {
+                "label": "sk-or-v1-sta...ndin", "usage": usage, "usage_daily": usage,
+                "limit": limit, "limit_remaining": None if limit is None else limit - usage,
+                "is_free_tier": False}})  # fmt: skip
         elif url.path.endswith("/generation"):
             gen_id = parse_qs(url.query).get("id", [""])[0]
             with st.lock:
@@ -339,6 +428,9 @@ class _Handler(BaseHTTPRequestHandler):
         if st.delay_s:
             time.sleep(st.delay_s)  # simulated generation time, not test synchronisation
         stream = bool(body.get("stream"))
+        if fault is not None and fault.kind == "raw":
+            self._raw(fault)
+            return
         if fault is not None and fault.kind == "http":
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after else None
             body = self._error_body(fault.status)
@@ -354,23 +446,103 @@ class _Handler(BaseHTTPRequestHandler):
             err["error"]["metadata"]["provider_name"] = "StandIn"
             self._json(200, {"choices": None, **err})
             return
-        reply = synth_reply(body)
-        if stream:
-            self._stream(body, reply, gen_id, fault)
-        else:
-            self._plain(body, reply, gen_id, fault)
-        if fault is None:
+        routed = self._route(body)
+        if routed is None:
+            return  # the routing error was sent
+        provider, served = routed
+        cache_key = None
+        if self.headers.get("X-OpenRouter-Cache", "").lower() == "true":
+            # OpenRouter's response cache: same body → the same response, usage zeroed
+            cache_key = hashlib.sha256(raw).hexdigest()
             with st.lock:
-                seen.ok = True
-                cost = self._cost(reply)
-                st.generations[gen_id] = {
-                    "id": gen_id,
-                    "total_cost": cost,
-                    "usage": cost,
-                    "provider_name": "StandIn",
-                    "native_tokens_prompt": reply["prompt_tokens"],
-                    "native_tokens_completion": reply["completion_tokens"],
-                }
+                cached = st.response_cache.get(cache_key)
+            if cached is not None:
+                self._plain(body, cached, gen_id, None, provider, served, cache_hit=True)
+                return
+        # a provider that ignores some parameters answers as if they were not sent
+        asked = {k: v for k, v in body.items() if k not in st.ignore}
+        wrong = False
+        if st.accuracy is not None:
+            # right with the request's probability, from a draw seeded by the request and how
+            # many times it was asked before: the same outcomes whatever order concurrent
+            # requests arrive in (the k-th repeat of a request always gets draw k)
+            digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+            with st.lock:
+                st.asked[digest] += 1
+                nth = st.asked[digest]
+            draw = random.Random(f"{st.rates.seed}:{digest}:{nth}").random()
+            wrong = draw >= st.accuracy(asked)
+        reply = synth_reply(asked, wrong=wrong)
+        started = time.perf_counter()
+        if stream:
+            self._stream(body, reply, gen_id, fault, provider, served)
+        else:
+            self._plain(body, reply, gen_id, fault, provider, served)
+        elapsed = time.perf_counter() - started
+        cost = reply_cost(reply, provider)
+        with st.lock:
+            if fault is not None and fault.kind in ("midstream", "drop", "garbage"):
+                # tokens were generated before the cut: the account pays for them
+                st.key_usage += cost / 2 if st.bill_failures else 0.0
+                return
+            if fault is not None:
+                return
+            seen.ok = True
+            st.key_usage += cost  # billed whether or not the reply shows usage.cost
+            if cache_key is not None:
+                st.response_cache[cache_key] = reply
+            st.generations[gen_id] = {
+                "id": gen_id,
+                "model": served,
+                "provider_name": provider.name,
+                "total_cost": cost,
+                "usage": cost,
+                "cache_discount": None,
+                "native_tokens_prompt": reply["prompt_tokens"],
+                "native_tokens_completion": reply["completion_tokens"] + st.native_skew,
+                "native_tokens_reasoning": reply["reasoning_tokens"],
+                "native_tokens_cached": 0,
+                "latency": round(elapsed * 1000, 3),
+                "generation_time": round(elapsed * 1000, 3),
+                "finish_reason": reply["finish_reason"],
+                "native_finish_reason": reply["finish_reason"],
+                "streamed": stream,
+            }
+
+    def _route(self, body: dict[str, Any]) -> tuple[Provider, str] | None:
+        """OpenRouter's provider routing, played: ``only`` narrows the providers, ``order``
+        sorts them, otherwise requests are spread across them; a provider that is down
+        falls back to the next one unless ``allow_fallbacks`` is false. Sends the error and
+        returns None when no provider can serve."""
+        st = self.server.state
+        model = str(body.get("model"))
+        served = st.served_as.get(model, model)
+        candidates = list(st.providers.get(model) or [Provider("StandIn")])
+        routing = body.get("provider") if isinstance(body.get("provider"), dict) else {}
+        only = {o.lower() for o in routing.get("only") or []}
+        if only:
+            candidates = [c for c in candidates if c.name.lower() in only]
+        order = [o.lower() for o in routing.get("order") or []]
+        with st.lock:
+            if order:
+                rank = {name: i for i, name in enumerate(order)}
+                candidates.sort(key=lambda c: rank.get(c.name.lower(), len(rank)))
+            elif len(candidates) > 1:
+                first = st.rng.randrange(len(candidates))  # load balancing: spread
+                candidates = candidates[first:] + candidates[:first]
+            fallbacks = routing.get("allow_fallbacks", True)
+            for i, c in enumerate(candidates):
+                if i and not fallbacks:
+                    break
+                if st.rng.random() >= c.down:
+                    return c, served
+        err = {"error": {"code": 503 if candidates else 404,
+                         "message": "No endpoints found that can serve this request"
+                         if not candidates else "Provider returned error",
+                         "metadata": {"provider_name": candidates[0].name if candidates else None,
+                                      "raw": "the provider is temporarily unavailable"}}}
+        self._json(err["error"]["code"], err)  # fmt: skip
+        return None
 
     @staticmethod
     def _draw(st: StandInState) -> Fault | None:
@@ -387,15 +559,32 @@ class _Handler(BaseHTTPRequestHandler):
             x -= rate
         return None
 
-    def _cost(self, reply: dict[str, Any]) -> float:
-        return reply_cost(reply)
+    def _usage(self, reply: dict[str, Any], provider: Provider | None = None) -> dict[str, Any]:
+        return usage_object(reply, with_cost=not self.server.state.omit_cost, provider=provider)
 
-    def _usage(self, reply: dict[str, Any]) -> dict[str, Any]:
-        return usage_object(reply, with_cost=not self.server.state.omit_cost)
+    def _pause(self, provider: Provider | None, seconds_of: str, reply: dict[str, Any]) -> None:
+        """Simulated generation time of a provider (a demo's realism, not synchronisation)."""
+        if provider is None:
+            return
+        if seconds_of == "ttft" and provider.ttft_s:
+            time.sleep(provider.ttft_s)
+        elif seconds_of == "rest" and provider.tokens_per_s:
+            time.sleep(reply["completion_tokens"] / provider.tokens_per_s)
 
     def _plain(
-        self, body: dict[str, Any], reply: dict[str, Any], gen_id: str, fault: Fault | None
+        self,
+        body: dict[str, Any],
+        reply: dict[str, Any],
+        gen_id: str,
+        fault: Fault | None,
+        provider: Provider | None = None,
+        served: str | None = None,
+        *,
+        cache_hit: bool = False,
     ) -> None:
+        if not cache_hit:
+            self._pause(provider, "ttft", reply)
+            self._pause(provider, "rest", reply)
         choice = plain_choice(reply)
         if self.server.state.leak_think:
             choice["message"] = {
@@ -406,11 +595,19 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "midstream":
             choice["finish_reason"] = "error"
             choice["error"] = self._error_body(fault.status)["error"]
-        data = json.dumps(completion_object(body, choice, self._usage(reply), gen_id)).encode()
+        usage = self._usage(reply, provider)
+        if cache_hit:  # a response-cache hit: every counter 0, nothing billed
+            usage = {k: 0 if isinstance(v, int | float) else v for k, v in usage.items()}
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+            usage["completion_tokens_details"] = {"reasoning_tokens": 0}
+        name = provider.name if provider is not None else "StandIn"
+        data = json.dumps(completion_object(body, choice, usage, gen_id, name, served)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Generation-Id", gen_id)
+        if self.headers.get("X-OpenRouter-Cache", "").lower() == "true":
+            self.send_header("X-OpenRouter-Cache-Status", "HIT" if cache_hit else "MISS")
         self.end_headers()
         if fault is not None and fault.kind == "drop":
             self.wfile.write(data[: len(data) // 2])
@@ -418,6 +615,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._cut()
             return
         self.wfile.write(data)
+
+    def _raw(self, fault: Fault) -> None:
+        data = fault.body.encode()
+        self.send_response(fault.status)
+        self.send_header("Content-Type", fault.content_type)
+        for k, v in fault.headers.items():
+            self.send_header(k, v)
+        if not fault.content_type.startswith("text/event-stream"):
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(data), 61):  # cuts inside lines, as real proxies make them
+            piece = data[i : i + 61]
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.flush()
+        self._chunk("")
 
     def _cut(self) -> None:
         self.close_connection = True
@@ -428,7 +644,13 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _stream(
-        self, body: dict[str, Any], reply: dict[str, Any], gen_id: str, fault: Fault | None
+        self,
+        body: dict[str, Any],
+        reply: dict[str, Any],
+        gen_id: str,
+        fault: Fault | None,
+        provider: Provider | None = None,
+        served: str | None = None,
     ) -> None:
         st = self.server.state
         self.send_response(200)
@@ -443,8 +665,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         base = {
             "id": gen_id,
-            "provider": "StandIn",
-            "model": body.get("model"),
+            "provider": provider.name if provider is not None else "StandIn",
+            "model": served or body.get("model"),
             "object": "chat.completion.chunk",
             "created": int(time.time()),
         }
@@ -462,6 +684,7 @@ class _Handler(BaseHTTPRequestHandler):
         while time.monotonic() < thinking_until:
             time.sleep(0.05)
             self._chunk(": OPENROUTER PROCESSING\n\n")
+        self._pause(provider, "ttft", reply)
         parts: list[str] = [event({"role": "assistant", "content": ""})]
         if st.leak_think:
             text = f"<think>{reply['reasoning']}</think>{reply['content']}"
@@ -496,9 +719,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(part)
             if i == 1:
                 self._chunk(": OPENROUTER PROCESSING\n\n")
+        self._pause(provider, "rest", reply)
         self._chunk(event({}, reply["finish_reason"]))
         self._chunk("\n")  # blank separators before the usage chunk, as seen in the wild
-        usage_chunk = {**base, "choices": [], "usage": self._usage(reply)}
+        usage_chunk = {**base, "choices": [], "usage": self._usage(reply, provider)}
         self._chunk("data: " + json.dumps(usage_chunk) + "\n\n")
         self._chunk("data: [DONE]\n\n")
         self._chunk("")  # end of chunked body
@@ -530,15 +754,23 @@ class StandIn:
         leak_think: bool = False,
         omit_cost: bool = False,
         echo_auth: bool = False,
+        ignore: frozenset[str] | set[str] = frozenset(),
+        accuracy: Callable[[dict[str, Any]], float] | None = None,
         rates: FaultRates | None = None,
+        providers: dict[str, list[Provider]] | None = None,
+        served_as: dict[str, str] | None = None,
     ) -> None:
         self.state = StandInState(
+            providers=dict(providers or {}),
+            served_as=dict(served_as or {}),
             delay_s=delay_s,
             think_s=think_s,
             keepalives=keepalives,
             leak_think=leak_think,
             omit_cost=omit_cost,
             echo_auth=echo_auth,
+            ignore=frozenset(ignore),
+            accuracy=accuracy,
             rates=rates or FaultRates(),
         )
         self.state.rng = random.Random(self.state.rates.seed)

@@ -22,7 +22,7 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 def check_messages(
     prompt: str | list[Mapping[str, Any]], system: str | None = None
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """Turn a prompt string or a messages list into validated chat messages."""
     if isinstance(prompt, str):
         messages: list[Any] = [{"role": "user", "content": prompt}]
@@ -40,16 +40,16 @@ def check_messages(
         messages = [{"role": "system", "content": system}, *messages]
     if not messages:
         raise RequestError("messages must not be empty", field="messages")
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, Mapping):
             raise RequestError(f"{where} must be a dict with role and content", field=where)
-        extra = set(message) - {"role", "content", "name", "reasoning"}
+        extra = set(message) - {"role", "content", "name", "reasoning", "reasoning_details"}
         if extra:
             raise RequestError(
                 f"{where} has unknown field(s) {sorted(extra)}; allowed: role, content, name, "
-                "reasoning",
+                "reasoning, reasoning_details",
                 field=where,
             )
         role = message.get("role")
@@ -63,12 +63,24 @@ def check_messages(
                 f"{where}.content must be a string; got {type(content).__name__}",
                 field=f"{where}.content",
             )
-        clean = {"role": role, "content": content}
+        clean: dict[str, Any] = {"role": role, "content": content}
         for opt in ("name", "reasoning"):
             if opt in message:
                 if not isinstance(message[opt], str):
                     raise RequestError(f"{where}.{opt} must be a string", f"{where}.{opt}")
                 clean[opt] = message[opt]
+        if "reasoning_details" in message:
+            # a prior assistant turn's reasoning blocks, handed back unchanged (`Result.message`)
+            details = message["reasoning_details"]
+            if role != "assistant" or not isinstance(details, list) or not all(
+                isinstance(d, Mapping) and isinstance(d.get("type"), str) for d in details
+            ):
+                raise RequestError(
+                    f"{where}.reasoning_details must be a list of {{type, ...}} objects on an "
+                    "assistant turn",
+                    f"{where}.reasoning_details",
+                )
+            clean["reasoning_details"] = [dict(d) for d in details]
         out.append(clean)
     if not any(m["content"].strip() for m in out):
         raise RequestError("messages must contain some non-blank content", field="messages")
@@ -76,7 +88,7 @@ def check_messages(
 
 
 def build_body(
-    model: str, messages: list[dict[str, str]], params: Mapping[str, Any]
+    model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The wire body, in a fixed field order (OpenRouter's own cache hashes key order)."""
     if not isinstance(model, str) or not model.strip():
@@ -138,27 +150,81 @@ class Reply:
     usage_reported: bool = False
     reasoning_mode: str = "none"
     ttft_s: float | None = None
+    reasoning_details: list[Any] | None = None
+    """The provider's structured reasoning blocks (text, summaries, encrypted), kept so a
+    next turn can hand them back (M1 and others continue a thought from them)."""
+    notice: str | None = None
+    """What the endpoint said besides the answer (MiniMax's "Token limit reached" chunk)."""
+    cache_status: str | None = None
+    """OpenRouter's ``X-OpenRouter-Cache-Status`` response header (HIT | MISS), if sent."""
 
 
 def _num(x: Any) -> int:
     return int(x) if isinstance(x, int | float) and not isinstance(x, bool) else 0
 
 
+def _details(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
-    """Read OpenRouter's usage object: token counts and the billed `cost` (USD) if present."""
-    if not raw:
+    """Read a usage object: token counts and the billed `cost` (USD) if present.
+
+    OpenRouter's spelling first; cached prompt tokens also where other servers put them
+    (``usage.cached_tokens``: Together; ``prompt_cache_hit_tokens``: DeepSeek).
+    """
+    if not isinstance(raw, Mapping) or not raw:
         return Usage(), None
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
+    cached = _details(raw, "prompt_tokens_details").get("cached_tokens")
+    for alias in ("cached_tokens", "prompt_cache_hit_tokens"):
+        if cached is None:
+            cached = raw.get(alias)
     usage = Usage(
         prompt_tokens=_num(raw.get("prompt_tokens")),
         completion_tokens=_num(raw.get("completion_tokens")),
-        reasoning_tokens=_num(completion_details.get("reasoning_tokens")),
-        cached_tokens=_num(prompt_details.get("cached_tokens")),
+        reasoning_tokens=_num(_details(raw, "completion_tokens_details").get("reasoning_tokens")),
+        cached_tokens=_num(cached),
     )
     cost = raw.get("cost")
     billed = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
     return usage, billed
+
+
+def usage_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A response's (or chunk's) usage object, wherever the server put it: ``usage``, else
+    Groq's ``x_groq.usage``."""
+    usage = obj.get("usage")
+    if isinstance(usage, Mapping) and usage:
+        return usage
+    extra = obj.get("x_groq")
+    if isinstance(extra, Mapping) and isinstance(extra.get("usage"), Mapping):
+        return extra["usage"]
+    return None
+
+
+#: The longest upstream reason quoted in an error message.
+MAX_REASON = 400
+
+
+def upstream_reason(metadata: Mapping[str, Any]) -> str | None:
+    """What the upstream provider said, from OpenRouter's ``error.metadata.raw`` (a string,
+    often itself a JSON error body, or an object)."""
+    raw = metadata.get("raw")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return raw.strip()[:MAX_REASON]
+    if isinstance(raw, Mapping):
+        inner = raw.get("error", raw)
+        if isinstance(inner, Mapping) and inner.get("message"):
+            return str(inner["message"]).strip()[:MAX_REASON]
+        if isinstance(inner, str):
+            return inner.strip()[:MAX_REASON]
+    return json.dumps(raw)[:MAX_REASON]
 
 
 def error_from_body(err: Any, status: int, *, mid_stream: bool = False) -> APIError:
@@ -175,6 +241,13 @@ def error_from_body(err: Any, status: int, *, mid_stream: bool = False) -> APIEr
         retryable = availability["retryable"]
     error_type = metadata.get("error_type") or availability.get("code") or kind
     message = str(err.get("message") or "no message")
+    # "Provider returned error" says nothing: the reason is in the metadata
+    reason = upstream_reason(metadata)
+    provider = metadata.get("provider_name")
+    if reason and reason not in message:
+        message = f"{message}: {reason}"
+    if isinstance(provider, str) and provider:
+        message = f"{message} (provider: {provider})"
     return APIError(
         message,
         status=code,
@@ -223,14 +296,7 @@ def parse_completion(body: Any) -> Reply:
     choice = choices[0]
     if choice.get("error") is not None:
         raise error_from_body(choice["error"], 200, mid_stream=True)
-    if choice.get("finish_reason") == "error":
-        raise APIError(
-            "generation ended with finish_reason 'error'",
-            status=200,
-            error_type="provider_error",
-            retryable=True,
-            mid_stream=True,
-        )
+    _check_finish(choice)
     # A text-completion route (used by the embedded model's thinking template) has `text`.
     message = choice.get("message") or {"content": choice.get("text")}
     content = message.get("content") or ""
@@ -239,7 +305,10 @@ def parse_completion(body: Any) -> Reply:
     if not reasoning:
         reasoning, content = split_think(content)
         mode = "leaked" if reasoning else "none"
-    usage, billed = parse_usage(body.get("usage"))
+    raw_usage = usage_of(body)
+    usage, billed = parse_usage(raw_usage)
+    details = message.get("reasoning_details")
+    details = list(details) if isinstance(details, list) and details else None
     return Reply(
         content=content,
         reasoning=reasoning,
@@ -250,9 +319,35 @@ def parse_completion(body: Any) -> Reply:
         generation_id=body.get("id"),
         usage=usage,
         billed_cost_usd=billed,
-        usage_reported=body.get("usage") is not None,
-        reasoning_mode=mode,
+        usage_reported=raw_usage is not None,
+        reasoning_mode=_mode(mode, reasoning, usage, details),
+        reasoning_details=details,
     )
+
+
+def _check_finish(choice: Mapping[str, Any]) -> None:
+    """A generation that ended in error is an error, whatever ``finish_reason`` claims:
+    providers report it in ``native_finish_reason`` under a harmless normalised one."""
+    finish, native = choice.get("finish_reason"), choice.get("native_finish_reason")
+    if finish == "error" or native == "error":
+        raise APIError(
+            f"generation ended in error (finish_reason {finish!r}, native {native!r})",
+            status=200,
+            error_type="provider_error",
+            retryable=True,
+            mid_stream=True,
+        )
+
+
+def _mode(mode: str, reasoning: str, usage: Usage, details: list[Any] | None) -> str:
+    """``encrypted`` when the model reasoned but returned no readable text of it (reasoning
+    tokens billed, or encrypted reasoning blocks): never report that as no reasoning."""
+    if reasoning:
+        return mode
+    encrypted = any(
+        isinstance(d, Mapping) and d.get("type") == "reasoning.encrypted" for d in details or ()
+    )
+    return "encrypted" if encrypted or usage.reasoning_tokens > 0 else mode
 
 
 # --- streaming --------------------------------------------------------------------------------
@@ -338,6 +433,7 @@ class StreamAssembler:
         self._data: list[str] = []
         self._content: list[str] = []
         self._reasoning: list[str] = []
+        self._details: list[Any] = []
 
     def feed_line(self, line: str) -> None:
         """Feed one line of the event stream (without its newline)."""
@@ -385,15 +481,20 @@ class StreamAssembler:
         reply.generation_id = reply.generation_id or chunk.get("id")
         reply.provider = reply.provider or chunk.get("provider")
         reply.model = reply.model or chunk.get("model")
+        raw_usage = usage_of(chunk)
         if chunk.get("error") is not None:
-            raise error_from_body(chunk["error"], 200, mid_stream=True)
-        if chunk.get("usage"):
-            reply.usage, reply.billed_cost_usd = parse_usage(chunk["usage"])
+            if not self._token_limit(chunk["error"], raw_usage):
+                raise error_from_body(chunk["error"], 200, mid_stream=True)
+        if raw_usage is not None:
+            reply.usage, reply.billed_cost_usd = parse_usage(raw_usage)
             reply.usage_reported = True
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, Mapping):
                 continue
             delta = choice.get("delta") or {"content": choice.get("text")}
+            details = delta.get("reasoning_details")
+            if isinstance(details, list) and details:
+                self._details.extend(details)
             reasoning = delta.get("reasoning") or delta.get("reasoning_content")
             if reasoning:
                 self.native_reasoning = True
@@ -405,17 +506,23 @@ class StreamAssembler:
                 else:
                     for kind, part in self.splitter.feed(text):
                         self._emit(kind, part)
-            if choice.get("finish_reason"):
+            if choice.get("finish_reason") and reply.notice is None:
                 reply.finish_reason = choice["finish_reason"]
                 reply.native_finish_reason = choice.get("native_finish_reason")
-                if reply.finish_reason == "error":
-                    raise APIError(
-                        "generation ended with finish_reason 'error'",
-                        status=200,
-                        error_type="provider_error",
-                        retryable=True,
-                        mid_stream=True,
-                    )
+                _check_finish(choice)
+
+    def _token_limit(self, err: Any, raw_usage: Mapping[str, Any] | None) -> bool:
+        """MiniMax ends a stream whose thinking ate ``max_tokens`` with an error chunk that
+        carries the usage: a truncated, billed reply, not a failure. Recognised by the error
+        coming after ``finish_reason: length`` (or saying "token limit") with usage attached."""
+        if not isinstance(err, Mapping) or raw_usage is None:
+            return False
+        message = str(err.get("message") or "")
+        if self.reply.finish_reason != "length" and "token limit" not in message.lower():
+            return False
+        self.reply.finish_reason = "length"
+        self.reply.notice = message or "token limit reached"
+        return True
 
     def finish(self) -> Reply:
         """Close the stream; raise if it ended without a finish reason (a cut stream)."""
@@ -437,4 +544,30 @@ class StreamAssembler:
             # same spelling as split_think gives a non-streamed reply
             self.reply.reasoning = self.reply.reasoning.strip()
             self.reply.reasoning_mode = "leaked"
+        self.reply.reasoning_details = _merge_details(self._details) or None
+        self.reply.reasoning_mode = _mode(
+            self.reply.reasoning_mode, self.reply.reasoning, self.reply.usage,
+            self.reply.reasoning_details,
+        )  # fmt: skip
         return self.reply
+
+
+def _merge_details(parts: list[Any]) -> list[Any]:
+    """Streamed ``reasoning_details`` arrive as fragments: text blocks of the same index and
+    type are joined back into one block (what the non-streamed reply would have held)."""
+    out: list[Any] = []
+    for part in parts:
+        if not isinstance(part, Mapping):
+            continue
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and part.get("type") == "reasoning.text" == last.get("type")
+            and part.get("index") == last.get("index")
+        ):
+            last["text"] = (last.get("text") or "") + (part.get("text") or "")
+            if part.get("signature"):
+                last["signature"] = part["signature"]
+        else:
+            out.append(dict(part))
+    return out

@@ -104,3 +104,13 @@ def test_import_mmlab_stays_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_architecture_md_names_every_module():
+    text = (PKG.parent / "ARCHITECTURE.md").read_text()
+    missing = [
+        str(p.relative_to(PKG))
+        for p in PKG.rglob("*.py")
+        if p.name != "__init__.py" and f"`{p.name}`" not in text
+    ]
+    assert missing == [], f"ARCHITECTURE.md does not say what these own: {missing}"

@@ -346,6 +346,18 @@ SWEEP_FILES = [
     ("repeats: 0\nprompts: [a]", "repeats"),
     ("prompts_file: nope.csv", "does not exist"),
     ("prompts: [a]\nparams: {hypercube: {x: [1]}}", "unknown space"),
+    ("prompts: [a]\nstop: {patience: 3}", "unknown rule"),
+    ("prompts: [a]\nstop: [budget]", "stop must be a mapping"),
+    ("prompts: [a]\nscorer: final_answer\nstop: {ci_width: {width: 2}}", "width"),
+    ("prompts: [a]\nscorer: final_answer\nstop: {ci_width: {wide: 1}}", "stop.ci_width"),
+    ("prompts: [a]\nstop: {budget: -1}", "budget must be"),
+    ("prompts: [a]\nstop: {max_repeats: 0}", "max_repeats"),
+    ("prompts: [a]\nstop: {decided: {by: temperature}}", "scorer"),
+    (
+        "prompts: [a]\nscorer: final_answer\nparams: {grid: {temperature: [0, 1]}}\n"
+        "stop: {decided: {by: warmth}}",
+        "warmth",
+    ),
 ]
 
 

@@ -278,3 +278,37 @@ def test_sweep_builder_renders_and_responds(browser, jupyterlab):
     expect(sb).to_contain_text("× 6 points")  # 2 temperatures × 3 budgets
     sb.screenshot(path=str(SHOTS / "05-sweep-builder.png"))
     page.close()
+
+
+@pytest.mark.timeout(900)
+def test_adaptive_notebook_draws_its_intervals(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "07_adaptive")
+    plot = page.locator(".js-plotly-plot", has_text="Anytime-valid intervals").first
+    plot.scroll_into_view_if_needed()
+    expect(plot.locator(".xtitle")).to_have_text("round (repeat of every live cell)")
+    expect(plot).to_contain_text("stopped")  # the round the rule stopped is marked
+    expect(plot).to_contain_text("temperature=0.0")
+    plot.screenshot(path=str(SHOTS / "07-adaptive-intervals.png"))
+    page.close()
+
+
+@pytest.mark.timeout(900)
+def test_providers_notebook_and_usage_dashboard(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "08_providers")
+    figure = page.locator(".js-plotly-plot", has_text="Providers compared").first
+    figure.scroll_into_view_if_needed()
+    expect(figure).to_contain_text("minimax-m1 · Novita")
+    figure.screenshot(path=str(SHOTS / "08-providers.png"))
+    dash = page.locator(".jupyter-widgets", has_text="UsageDashboard").first
+    dash.scroll_into_view_if_needed()
+    expect(dash).to_contain_text("recent activity")
+    expect(dash.locator(".mmlab-table").first).to_contain_text("minimax/minimax-m1")
+    dash.locator("select").first.select_option("provider")  # break the spend down by provider
+    expect(dash.locator(".mmlab-table").first).to_contain_text("Novita")
+    expect(dash.locator(".js-plotly-plot .xtitle")).to_have_text("day (UTC)")
+    dash.screenshot(path=str(SHOTS / "08-usage-dashboard.png"))
+    page.close()

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import httpx
@@ -146,6 +147,27 @@ def test_crashed_server_restarts_once_then_fails_clearly(local_lab, tmp_path):
     with pytest.raises(LocalModelError, match="did not start"):
         dead.ensure()
     assert not dead.alive()
+
+
+def test_a_starting_server_is_not_ready_until_its_port_is_known(tmp_path):
+    # Another task checking the server while it starts must not be handed a URL without a
+    # port (seen as "Invalid port: 'None'" when concurrent calls met a (re)starting server).
+    mine = tmp_path / "Starting-Server.gguf"
+    shutil.copy(model_path(), mine)
+    server = LocalServer(mine, "starting-server")
+    thread = threading.Thread(target=server.ensure)
+    thread.start()
+    seen_starting = False
+    while thread.is_alive():  # watch the start from outside its lock, as another task would
+        if server.alive() and not server.ready():
+            seen_starting = True
+        if server.ready():
+            assert server.port is not None and server.url.endswith(f":{server.port}/v1")
+    thread.join()
+    try:
+        assert seen_starting and server.ready() and server.starts == 1
+    finally:
+        server.stop()
 
 
 def test_custom_gguf_swaps_the_model(tmp_path, monkeypatch, db):
@@ -305,3 +327,26 @@ def test_the_embedded_server_answers_only_mmlab(local_lab):
              for fd in os.listdir(f"/proc/{server.proc.pid}/fd")}  # fmt: skip
     assert {f"socket:[{inode}]" for inode in _listening_inodes(server.port)} <= owned
     assert _listening_inodes(server.port)
+
+
+def test_budget_forcing_wait_extends_thinking(local_lab):
+    """s1's budget forcing: each Wait suppresses the end of thinking once more, so the thought
+    grows, and each run's thought begins with the shorter one's (greedy decoding)."""
+    runs = [
+        local_lab.chat("What is 7 + 5?", reasoning={"wait": k}, max_tokens=600,
+                       temperature=0.0, seed=1)  # fmt: skip
+        for k in (0, 1, 2, 4)
+    ]
+    tokens = [r.usage.reasoning_tokens for r in runs]
+    assert tokens[0] < tokens[1] < tokens[2] < tokens[3], tokens
+    for shorter, longer in zip(runs, runs[1:], strict=False):
+        assert longer.reasoning.startswith(shorter.reasoning.rstrip())
+    assert "\nWait" not in runs[0].reasoning and runs[1].reasoning.count("\nWait") >= 1
+    assert all(r.reasoning_mode == "prompted" and r.content for r in runs)
+
+
+def test_reasoning_max_tokens_stops_thinking_exactly(local_lab):
+    r = local_lab.chat("Explain photosynthesis in detail.", reasoning={"max_tokens": 16},
+                       max_tokens=100, temperature=0.0, seed=1)  # fmt: skip
+    assert r.usage.reasoning_tokens == 16
+    assert r.content  # the answer was forced after the cut

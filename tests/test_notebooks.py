@@ -153,6 +153,7 @@ def test_record_then_replay_in_a_fresh_clone(tmp_path):
     )
     assert rec.returncode == 0, rec.stderr[-3000:]
     assert "verified" in rec.stderr
+    assert not list(nbdir.glob(".mmlab-record-*"))  # staging and kept calls both gone
     recorded = nbformat.read(nbdir / "tiny.ipynb", as_version=4)
     injected = recorded.cells[1]  # papermill injects the overrides after the parameters cell
     assert "injected-parameters" in injected.metadata.get("tags", [])

@@ -34,8 +34,10 @@ def test_cells_are_deterministic(lab):
     assert list(plan.columns[:4]) == ["cell", "prompt_id", "temperature", "max_tokens"]
     assert (plan["status"] == "miss").all() and plan["cache_key"].is_unique
     # the cell for (prompt, point, sample) is the same request lab.chat would make
+    # (on OpenRouter a sweep also asks for providers that honour every parameter it sends)
     cell = a.cells[5]
-    direct = lab.prepare(PROMPTS[0], sample=cell.sample, tag=a.tag, **cell.point)
+    routing = {"provider": {"require_parameters": True}}
+    direct = lab.prepare(PROMPTS[0], sample=cell.sample, tag=a.tag, **cell.point, **routing)
     assert direct.key == cell.call.key
 
 
@@ -161,6 +163,10 @@ def test_retry_errors_reruns_failed_cells_only(lab, standin):
     assert len(standin.seen) == 8 and fixed.complete
     log = lab.calls("retry")
     assert log["error"].notna().sum() == 2  # the old error rows are kept in the log
+    # on cells never run, retry_errors sends them too — as its forecast says
+    fresh = lab.sweep(PROMPTS, grid(max_tokens=[301]), tag="retry-fresh")
+    assert fresh.forecast(retry_errors=True).to_call == len(fresh)
+    assert fresh.run(retry_errors=True, progress=False).stats.sent == len(fresh)
 
 
 def test_budget_stops_cleanly_and_resumes(standin, db):

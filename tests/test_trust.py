@@ -353,7 +353,17 @@ def test_13_record_leaves_the_old_pair_untouched_when_the_new_one_does_not_repla
     assert rec.returncode != 0 and "does not replay" in rec.stderr + rec.stdout
     assert path.read_bytes() == before
     assert (nbdir / "drift.bundle.jsonl.gz").read_bytes() == bundle_before
-    assert not list(nbdir.glob(".mmlab-record-*"))
+    # no staging left behind; the calls made are kept (owner-only) for the next attempt
+    resume = nbdir / ".mmlab-record-drift.resume"
+    assert list(nbdir.glob(".mmlab-record-*")) == [resume]
+    assert resume.stat().st_mode & 0o777 == 0o700 and "rerun to resume" in rec.stderr
+    sent = len(standin.seen)
+    again = subprocess.run(
+        [sys.executable, "-m", "mmlab", "record", str(path)], capture_output=True, text=True,
+        env={**env, "MMLAB_BASE_URL": standin.url}, timeout=600,
+    )  # fmt: skip
+    assert again.returncode != 0 and "resuming" in again.stderr
+    assert len(standin.seen) == sent  # served from the kept calls: nothing paid twice
 
 
 # --- also found ----------------------------------------------------------------------------

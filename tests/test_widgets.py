@@ -8,7 +8,13 @@ import pytest
 from mmlab import grid
 from mmlab.pricing import EMBEDDED
 from mmlab.testing import Fault, synth_reply
-from mmlab.widgets import CostPlanner, PromptExplorer, ReasoningExplorer, SweepBuilder
+from mmlab.widgets import (
+    CostPlanner,
+    PromptExplorer,
+    ReasoningExplorer,
+    SweepBuilder,
+    UsageDashboard,
+)
 
 
 def test_prompt_explorer_runs_streams_and_remembers(lab, standin):
@@ -136,7 +142,8 @@ def test_sweep_builder_plans_live_and_runs(lab, standin):
 
 
 def test_widgets_render_as_widgets(lab, sweep_df):
-    for w in (PromptExplorer(lab), ReasoningExplorer(sweep_df), CostPlanner(), SweepBuilder(lab)):
+    for w in (PromptExplorer(lab), ReasoningExplorer(sweep_df), CostPlanner(), SweepBuilder(lab),
+              UsageDashboard(lab)):  # fmt: skip
         bundle = w._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle
 
@@ -144,3 +151,41 @@ def test_widgets_render_as_widgets(lab, sweep_df):
 def test_reasoning_explorer_rejects_frames_without_parameters():
     with pytest.raises(ValueError, match="parameter"):
         ReasoningExplorer(pd.DataFrame({"prompt_id": ["a"], "reasoning_tokens": [1]}))
+
+
+def test_prompt_explorer_follows_up_handing_reasoning_blocks_back(lab, standin):
+    pe = PromptExplorer(lab, prompt="What is 7 + 5?", max_tokens=300)
+    pe.run()
+    first = pe.last
+    pe.prompt.value = "And times two?"
+    pe.follow_up.value = True
+    pe.run()
+    sent = standin.seen[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1] == first.message() and "turn 2 of a conversation" in pe.stats.value
+    pe.follow_up.value = False  # a fresh conversation
+    pe.prompt.value = "Something new"
+    pe.run()
+    assert [m["role"] for m in standin.seen[-1].body["messages"]] == ["user"]
+
+
+def test_usage_dashboard_breaks_spend_down_and_lists_recent_calls(lab, standin):
+    lab.chat("one", max_tokens=64, tag="a")
+    lab.chat("two", max_tokens=64, tag="b", provider="StandIn")
+    lab.chat("one", max_tokens=64, tag="a")  # a hit: counted, not spent
+    dash = UsageDashboard(lab, recent=2)
+    totals = dash.totals.set_index("model")
+    assert totals.loc["minimax/minimax-m1", "calls"] == 3
+    assert totals.loc["minimax/minimax-m1", "hits"] == 1
+    spent = lab.calls()["spent_usd"].sum()
+    assert totals["spent_usd"].sum() == pytest.approx(spent)
+    assert len(dash.recent) == 2 and dash.recent["cache_status"].iloc[-1] == "hit"
+    assert dash.figure.layout.xaxis.title.text.startswith("day")
+    assert dash.figure.layout.yaxis.title.text == "spent (USD)"
+    dash.by.value = "tag"  # redraws on change
+    assert set(dash.totals["tag"]) == {"a", "b"} and len(dash.figure.data) == 2
+    dash.tag.value = "a"
+    dash.refresh()
+    assert set(dash.totals["tag"]) == {"a"} and "hit" in dash.recent_html.value
+    dash.by.value = "provider"
+    assert dash.status.value == "" and list(dash.totals["provider"]) == ["StandIn"]

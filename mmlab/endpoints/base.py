@@ -9,12 +9,13 @@ capabilities, never its class.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..client import Http
 from ..config import normalize_base_url
+from ..errors import RequestError
 from ..pricing import EMBEDDED, PriceTable
 from ..redaction import register_secret
 from ..wire import Delta, Reply
@@ -36,6 +37,9 @@ class Capabilities:
     """Tokens can be counted exactly with the model's own tokenizer (the embedded model)."""
     prefill: bool = False
     """The endpoint can continue a prefilled assistant turn (a completion route)."""
+    key_usage: bool = False
+    """``GET /key`` reports the key's total usage in USD (OpenRouter): the account's side of
+    the ledger."""
 
 
 class Endpoint:
@@ -50,7 +54,12 @@ class Endpoint:
         *,
         default_model: str | None = None,
         headers: dict[str, str] | None = None,
+        identity: str | None = None,
     ) -> None:
+        if identity is not None and (not isinstance(identity, str) or not identity.strip()):
+            raise RequestError(f"identity must be a non-empty string; got {identity!r}",
+                               "identity")  # fmt: skip
+        self._name = identity
         self.base_url = normalize_base_url(base_url)
         """Root URL; ``/chat/completions`` is appended."""
         self.api_key = api_key
@@ -63,8 +72,10 @@ class Endpoint:
 
     @property
     def identity(self) -> str:
-        """Stable name for cache keys: the base URL (never a random port for local models)."""
-        return self.base_url
+        """Stable name for cache keys: the base URL (never a random port for local models), or
+        the name given as `identity` — the same server under another URL (a moved vLLM host,
+        a demo server on a free port) keeps its cache."""
+        return self._name or self.base_url
 
     @property
     def label(self) -> str:
@@ -99,6 +110,21 @@ class Endpoint:
             f"{base}/chat/completions", self.request_headers(), body, stream, on_delta
         )
 
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Refuse, before anything is sent, what this endpoint cannot do."""
+        reasoning = params.get("reasoning") or {}
+        if "wait" in reasoning and not self.capabilities.prefill:
+            raise RequestError(
+                "reasoning.wait (budget forcing) needs an endpoint that can continue a "
+                f"prefilled assistant turn (capability 'prefill', as the embedded model has); "
+                f"{self.label} has no such route",
+                field="reasoning.wait",
+            )
+
+    def check_model(self, model: str) -> None:
+        """Refuse, before anything is sent, a model this endpoint cannot serve (by default
+        any id is passed on: the server decides)."""
+
     def static_prices(self) -> PriceTable:
         """The price table used when no live one is available: the embedded list prices."""
         return EMBEDDED
@@ -110,6 +136,10 @@ class Endpoint:
     async def generation(self, http: Http, generation_id: str) -> tuple[int, Any]:
         """(HTTP status, ``data``) of a generation record, for `Capabilities.generation_lookup`."""
         raise NotImplementedError(f"{type(self).__name__} has no generation records")
+
+    async def key_info(self, http: Http) -> tuple[int, Any]:
+        """(HTTP status, ``data``) of the key's record, for `Capabilities.key_usage`."""
+        raise NotImplementedError(f"{type(self).__name__} has no key record")
 
     def close(self) -> None:
         """Release what the endpoint holds (nothing, for remote endpoints)."""

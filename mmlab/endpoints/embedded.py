@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ..client import Http
 from ..config import env
-from ..errors import APIError, LocalModelError
+from ..errors import APIError, LocalModelError, RequestError
 from ..params import LOCAL_FIELDS
 from ..pricing import FREE, PriceTable
 from ..wire import Delta, Reply, Usage
@@ -31,7 +31,7 @@ from .gguf import (
     model_path,
 )
 from .llama_process import LocalServer, server_for
-from .thinking import think_budget, think_then_answer, wants_reasoning
+from .thinking import think_budget, think_then_answer, wait_count, wants_reasoning
 
 DEFAULT_MAX_TOKENS = 1024  # llama.cpp's completion route would otherwise stop at 16 tokens
 
@@ -41,7 +41,10 @@ def local_body(body: dict[str, Any], alias: str) -> dict[str, Any]:
     the rest (provider routing, top_a) is dropped, as OpenRouter drops parameters a provider
     does not support."""
     out: dict[str, Any] = {LOCAL_FIELDS[k]: v for k, v in body.items() if k in LOCAL_FIELDS}
-    out["messages"] = body["messages"]
+    # reasoning blocks handed back from another provider mean nothing to llama.cpp
+    out["messages"] = [
+        {k: v for k, v in m.items() if k != "reasoning_details"} for m in body["messages"]
+    ]
     out["model"] = alias
     return out
 
@@ -80,6 +83,16 @@ class Embedded(Endpoint):
             self._identity = f"local:{self.alias}@sha256:{file_sha256(self.path)[:16]}"
         return self._identity
 
+    def check_model(self, model: str) -> None:
+        """The embedded server holds one model: asking it for another would mislabel its
+        answers."""
+        if model != self.alias:
+            raise RequestError(
+                f"the embedded endpoint serves only {self.alias!r}; got model {model!r} "
+                "(give that model's endpoint: Lab(endpoints={...}) and endpoint=...)",
+                "model",
+            )
+
     @property
     def label(self) -> str:
         """How the endpoint is announced."""
@@ -116,7 +129,7 @@ class Embedded(Endpoint):
     async def url(self) -> str:
         """Start (or restart) the server without blocking the event loop."""
         server = self.server
-        if server.alive():
+        if server.ready():
             return server.url
         url = await asyncio.to_thread(server.ensure)
         self.base_url = url
@@ -197,6 +210,7 @@ class Embedded(Endpoint):
         return await think_then_answer(
             self.template.render(messages),
             budget=think_budget(body, max_tokens),
+            wait=wait_count(body),
             max_tokens=max_tokens,
             stop=stop,
             stream=stream,

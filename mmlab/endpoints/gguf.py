@@ -149,7 +149,7 @@ class ChatTemplate:
     bos: str
     eos: str
 
-    def render(self, messages: list[dict[str, str]]) -> str:
+    def render(self, messages: list[dict[str, Any]]) -> str:
         """The prompt text for `messages`, ending with the assistant turn's opening."""
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 

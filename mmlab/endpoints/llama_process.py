@@ -85,6 +85,12 @@ class LocalServer:
         """The child process is running."""
         return self.proc is not None and self.proc.poll() is None
 
+    def ready(self) -> bool:
+        """The child is running and has answered: its URL can be used. (A child being started
+        is alive before its port is known: checking only `alive` from another task, outside
+        the start lock, would hand out a URL without a port.)"""
+        return self.ready_s is not None and self.alive()
+
     def ensure(self) -> str:
         """Start the server if needed (restarting one that died); return its URL.
 
@@ -116,6 +122,7 @@ class LocalServer:
                 "the embedded model needs llama-cpp-python[server]: pip install 'mmlab[local]'"
             )
         started = time.monotonic()
+        self.ready_s, self.port = None, None  # not ready until this start has finished
         self.key = secrets.token_urlsafe(32)
         register_secret(self.key)
         # A private log: mkstemp makes it 0600 with an unpredictable name, opened O_EXCL.

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..client import Http
 from ..config import OPENROUTER_URL
-from ..errors import APIError
+from ..errors import APIError, ConfigError
 from ..pricing import PriceTable, parse_models
 from .base import Capabilities, Endpoint
 
@@ -30,7 +30,7 @@ class OpenRouter(Endpoint):
     """OpenRouter's chat API (https://openrouter.ai/api/v1) or anything speaking it."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        live_prices=True, generation_lookup=True, provider_routing=True
+        live_prices=True, generation_lookup=True, provider_routing=True, key_usage=True
     )
 
     def __init__(
@@ -40,8 +40,23 @@ class OpenRouter(Endpoint):
         *,
         default_model: str | None = None,
         headers: dict[str, str] | None = None,
+        identity: str | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, default_model=default_model, headers=headers)
+        headers = dict(headers or {})
+        for name, value in headers.items():
+            if name.lower() == "x-openrouter-cache" and str(value).strip().lower() != "false":
+                # it answers every repeat with the first response, whatever the temperature:
+                # repeated samples would measure nothing (mmlab's own cache does the caching)
+                raise ConfigError(
+                    "X-OpenRouter-Cache must stay off: OpenRouter's response cache returns "
+                    "the same response for every sample regardless of temperature"
+                )
+        # explicit, so that a preset turning the response cache on cannot apply to mmlab
+        if not any(name.lower() == "x-openrouter-cache" for name in headers):
+            headers["X-OpenRouter-Cache"] = "false"
+        super().__init__(
+            base_url, api_key, default_model=default_model, headers=headers, identity=identity
+        )
 
     @property
     def label(self) -> str:
@@ -65,5 +80,12 @@ class OpenRouter(Endpoint):
         status, body = await http.get_json(
             f"{self.base_url}/generation", self.request_headers(), params={"id": generation_id}
         )
+        data = body.get("data") if isinstance(body, dict) else None
+        return status, data
+
+    async def key_info(self, http: Http) -> tuple[int, Any]:
+        """(HTTP status, ``data``) of ``GET /key``: the key's ``usage`` (USD, all time),
+        ``usage_daily``, ``limit``, ``limit_remaining``, ``is_free_tier``."""
+        status, body = await http.get_json(f"{self.base_url}/key", self.request_headers())
         data = body.get("data") if isinstance(body, dict) else None
         return status, data

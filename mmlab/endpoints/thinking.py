@@ -13,6 +13,17 @@ prefilled with ``<think>\\n``, and generation runs in two phases on a text-compl
 
 The combined text ``<think>…</think>answer`` goes through the client's ordinary ``<think>``
 split; ``reasoning_tokens`` are counted with the model's own tokenizer.
+
+Budget forcing (Muennighoff et al. 2025, "s1: Simple test-time scaling", arXiv 2501.19393)
+controls thinking exactly, on this endpoint that can continue a prefilled turn:
+
+- ``reasoning.max_tokens = N`` caps thinking: phase 1 generates at most N tokens, then the
+  end of thinking is forced and the answer generated. ``reasoning_tokens`` is the thought
+  counted with the model's tokenizer — N when the cap was reached (re-tokenizing a cut text
+  can, rarely, merge across the cut and count one fewer).
+- ``reasoning.wait = k`` extends it: each time the model ends its thought, the end is
+  suppressed and ``\nWait`` appended, up to k times (within the thinking budget). The cues
+  are part of ``reasoning`` and of ``reasoning_tokens``.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from typing import Any
 from ..params import EFFORT_SHARE
 from ..wire import Delta, Reply, ThinkSplitter, Usage, split_think
 
+#: What budget forcing appends to a thought the model tried to end (Muennighoff et al. 2025).
+WAIT = "\nWait"
 #: One completion on the text route: (prompt, max_tokens, stop, relay) → the reply.
 Complete = Callable[
     [str, int, "list[str] | str | None", Callable[[Delta], None]], Awaitable[Reply]
@@ -36,6 +49,11 @@ def wants_reasoning(body: dict[str, Any]) -> bool:
     """Whether the request asks for thinking."""
     r = body.get("reasoning")
     return r is not None and r.get("effort") != "none" and r.get("enabled", True) is not False
+
+
+def wait_count(body: dict[str, Any]) -> int:
+    """How many times budget forcing suppresses the end of thinking (``reasoning.wait``)."""
+    return int((body.get("reasoning") or {}).get("wait", 0))
 
 
 def think_budget(body: dict[str, Any], max_tokens: int) -> int:
@@ -58,8 +76,14 @@ async def think_then_answer(
     complete: Complete,
     count: Count,
     on_delta: Callable[[Delta], None] | None,
+    wait: int = 0,
 ) -> Reply:
-    """Run the two phases on `prompt` (the rendered chat template, without ``<think>``)."""
+    """Run the two phases on `prompt` (the rendered chat template, without ``<think>``).
+
+    `wait` > 0 is budget forcing's other half (s1): each time the model ends its thinking,
+    the end is suppressed, ``Wait`` is appended to the thought and thinking goes on, up to
+    `wait` times and within the thinking budget.
+    """
     prompt = prompt + "<think>\n"
     splitter = ThinkSplitter()
     raw: list[str] = []
@@ -79,8 +103,24 @@ async def think_then_answer(
     think = await complete(prompt, budget, ["</think>"], relay)
     if not stream:
         feed(think.content)
-    thought = think.content.rstrip()
-    thought_tokens = await count(think.content)
+    thought = think.content
+    ttft = think.ttft_s
+    for _ in range(wait):
+        if think.finish_reason == "length":
+            break  # the budget ended the thought, not the model
+        spent = await count(thought)
+        if spent >= budget:
+            break
+        # The model closed its thought: suppress the close, append the cue, think on.
+        feed(WAIT)
+        thought = thought.rstrip() + WAIT
+        think = await complete(prompt + thought, budget - spent - await count(WAIT), ["</think>"],
+                               relay)  # fmt: skip
+        if not stream:
+            feed(think.content)
+        thought += think.content
+    thought_tokens = await count(thought)
+    thought = thought.rstrip()
     answer = Reply(finish_reason="length")
     left = max_tokens - thought_tokens
     ran_out = think.finish_reason == "length" and budget >= max_tokens
@@ -107,6 +147,6 @@ async def think_then_answer(
         ),
         usage_reported=True,
         reasoning_mode="prompted",
-        ttft_s=think.ttft_s if stream else None,
+        ttft_s=ttft if stream else None,
         generation_id=f"local-{int(started * 1e6):x}",
     )

@@ -9,7 +9,8 @@
     spaces.py    grid / zip_ / random_ parameter spaces
     cells.py     prompts × points × repeats → cells (prepared calls); their status
     forecast.py  calls, tokens and USD before running
-    runner.py    the run: cached cells served, the rest sent concurrently under a budget
+    runner.py    the run: cached cells served, the rest sent concurrently under a budget;
+                 with a stopping rule (`mmlab.stop`), in adaptive rounds
     results.py   the result columns, ``res.df`` and `SweepResult`
     spec.py      `Sweep`, the definition bound to an engine
     files.py     sweep files (YAML / TOML)
@@ -18,7 +19,7 @@
 from __future__ import annotations
 
 from .cells import Cell
-from .files import load_sweep_file, sweep_from_spec
+from .files import load_sweep_file, stop_from_spec, sweep_from_spec
 from .forecast import Forecast
 from .results import RunStats, SweepResult
 from .spaces import Space, grid, random_, zip_
@@ -34,6 +35,7 @@ __all__ = [
     "grid",
     "load_sweep_file",
     "random_",
+    "stop_from_spec",
     "sweep_from_spec",
     "zip_",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import RequestError
-from ..params import check_params
+from ..params import check_params, column_value, flat
 from ..wire import canonical_json, check_messages
 
 if TYPE_CHECKING:
@@ -67,11 +67,18 @@ def prompt_table(prompts: Any) -> pd.DataFrame:
                 field="prompts",
             )
         df = prompts.reset_index(drop=True).copy()
+    elif isinstance(prompts, Sequence) and prompts and all(isinstance(p, Mapping) for p in prompts):
+        # rows with a prompt and more (an answer for the scorer, an id): a sweep file's table
+        missing = [i for i, p in enumerate(prompts) if "prompt" not in p]
+        if missing:
+            raise RequestError(f"prompt row {missing[0]} has no 'prompt'", field="prompts")
+        df = pd.DataFrame([dict(p) for p in prompts])
     elif isinstance(prompts, Sequence):
         df = pd.DataFrame({"prompt": list(prompts)})
     else:
         raise RequestError(
-            "prompts must be a list of strings or a DataFrame with a 'prompt' column",
+            "prompts must be a list of strings (or of rows with a 'prompt') or a DataFrame "
+            "with a 'prompt' column",
             field="prompts",
         )
     if df.empty:
@@ -91,11 +98,37 @@ def prompt_table(prompts: Any) -> pd.DataFrame:
 
 
 def check_points(
-    fixed: Mapping[str, Any], points: Sequence[Mapping[str, Any]]
+    fixed: Mapping[str, Any],
+    points: Sequence[Mapping[str, Any]],
+    defaults: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each point merged over the fixed parameters and validated (once per point, not per
-    cell: 10k cells build in a fraction of a second)."""
-    return [check_params({**fixed, **point}) for point in points]
+    """Each point merged over the fixed parameters (over its `defaults`, a function of the
+    merged parameters: they may depend on the point's endpoint) and validated — once per
+    point, not per cell: 10k cells build in a fraction of a second.
+
+    Nested objects merge field by field, the point winning: fixed ``reasoning={"enabled":
+    True}`` and a point's ``reasoning={"max_tokens": 64}`` make ``{"enabled": True,
+    "max_tokens": 64}``.
+    """
+    out = []
+    for point in points:
+        params = check_params(merge(fixed, point))
+        if defaults is not None:
+            params = check_params(merge(defaults(params), params))
+        out.append(params)
+    return out
+
+
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter dicts merged left to right; nested objects (reasoning, provider) per field."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(name), Mapping):
+                out[name] = {**out[name], **value}
+            else:
+                out[name] = value
+    return out
 
 
 def build_cells(
@@ -121,6 +154,24 @@ def build_cells(
             for call in engine.calls_for(messages, params, samples, tag, pj):
                 cells.append(Cell(len(cells), prompt_id, point, call.sample, call, extra))
     return cells
+
+
+def plan_frame(cells: Sequence[Cell]) -> pd.DataFrame:
+    """One row per cell: ``cell``, ``prompt_id``, ``sample`` and the flattened parameter
+    columns (``reasoning.effort``; list values as comma-joined text, so they can be
+    grouped)."""
+    import pandas as pd
+
+    rows = []
+    for c in cells:
+        params = {k: column_value(v) for k, v in flat(c.point).items()}
+        rows.append({"cell": c.index, "prompt_id": c.prompt_id, "sample": c.sample, **params})
+    return pd.DataFrame(rows)
+
+
+def point_columns(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The flattened parameter columns the points vary (or set)."""
+    return list(dict.fromkeys(k for p in points for k in flat(p)))
 
 
 def status(engine: Engine, cells: Sequence[Cell], tag: str) -> tuple[set[str], dict[str, str]]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .. import scorers
 from ..errors import ConfigError, RequestError
 from ..problems import load_problems
+from ..stop import Rule
 from .spaces import Space, grid, random_, zip_
 from .spec import Sweep
 
@@ -32,8 +33,13 @@ SETTINGS = frozenset(
         "scorer",
         "concurrency",
         "budget_usd",
+        "stop",
     }
 )
+
+#: The stopping rules a sweep file's ``stop`` may name (`mmlab.stop`), with the setting a
+#: bare number stands for.
+STOP_RULES = {"decided": None, "ci_width": None, "budget": "usd", "max_repeats": "n"}
 
 
 def load_sweep_file(path: str | Path) -> dict[str, Any]:
@@ -126,6 +132,48 @@ def _prompts_from_spec(spec: Mapping[str, Any]) -> Any:
     if path.suffix in (".jsonl", ".json"):
         return pd.read_json(path, lines=path.suffix == ".jsonl")
     raise ConfigError(f"prompts_file must be .csv or .jsonl; got {path.name}")
+
+
+def stop_from_spec(raw: Any) -> Rule | None:
+    """The stopping rule of a sweep file's ``stop`` setting (None: a fixed run).
+
+    ``stop`` maps rule names to their settings — a mapping of keyword arguments, or for
+    ``budget`` and ``max_repeats`` a bare number — and the run stops when any of them says so
+    (the rules combined with ``|``)::
+
+        stop: {decided: {by: temperature}, budget: 2.0, max_repeats: 12}
+    """
+    from .. import stop
+
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise RequestError(
+            f"stop must be a mapping of rules ({', '.join(STOP_RULES)}) to their settings; "
+            f"got {raw!r}",
+            field="stop",
+        )
+    rules: list[Rule] = []
+    for name, settings in raw.items():
+        if name not in STOP_RULES:
+            raise RequestError(
+                f"stop: unknown rule {name!r}; use {', '.join(STOP_RULES)}", field="stop"
+            )
+        bare = STOP_RULES[name]
+        if bare is not None and not isinstance(settings, dict):
+            settings = {bare: settings}
+        if not isinstance(settings, dict):
+            raise RequestError(
+                f"stop.{name} must be a mapping of settings; got {settings!r}", field="stop"
+            )
+        try:
+            rules.append(getattr(stop, name)(**settings))
+        except TypeError as exc:  # an unknown or missing setting
+            raise RequestError(f"stop.{name}: {exc}", field="stop") from None
+    out = rules[0]
+    for r in rules[1:]:
+        out = out | r
+    return out
 
 
 def sweep_from_spec(spec: Mapping[str, Any], engine: Engine) -> Sweep:

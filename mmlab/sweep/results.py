@@ -7,13 +7,15 @@ under 2x the size of their responses).
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import cost_per_correct, summarize, truncation_rate
-from ..params import flat
+from ..params import column_value, flat
 from ..result import Response
 from ..wire import is_truncated
 from .forecast import Forecast
@@ -24,13 +26,17 @@ if TYPE_CHECKING:
     from .cells import Cell, SweepLike
 
 #: Labels like "stop" or "billed" repeat in every row: one interned copy each.
-LABELS = frozenset({"cost_source", "finish_reason", "provider", "reasoning_mode"})
+LABELS = frozenset({"cost_source", "finish_reason", "provider", "reasoning_mode", "model"})
 
 
 class Columns:
     """A sweep's results as preallocated column arrays, filled cell by cell."""
 
-    TEXT = ("content", "reasoning", "cost_source", "finish_reason", "provider", "reasoning_mode")
+    TEXT = ("content", "reasoning", "cost_source", "finish_reason", "provider", "reasoning_mode",
+            "model")  # fmt: skip
+    #: Response fields whose result column has another name (the model that answered is
+    #: ``served_model``: ``model`` is the one asked).
+    RENAMED = {"model": "served_model"}
     TOKENS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
     NUMBERS = ("cost_usd", "spent_usd", "latency_s", "ttft_s")
 
@@ -62,6 +68,13 @@ class Columns:
         ):
             if v is not None:
                 self.numbers[k][i] = v
+
+    def response(self, i: int) -> dict[str, Any]:
+        """Cell `i`'s response fields, as a result row has them (what scorers read)."""
+        out: dict[str, Any] = {self.RENAMED.get(k, k): self.text[k][i] for k in self.TEXT}
+        out.update({k: int(self.tokens[k][i]) for k in self.TOKENS})
+        out["truncated"] = is_truncated(out["finish_reason"], out["content"])
+        return out
 
     def frame_columns(self) -> dict[str, Any]:
         """The result columns, in res.df order, with missing cells as <NA>/NaN/None."""
@@ -98,6 +111,7 @@ class Columns:
             "truncated": pd.arrays.BooleanArray(truncated, missing.copy()),
             "cache_hit": pd.arrays.BooleanArray(self.hit, missing.copy()),
             "provider": text["provider"],
+            "served_model": text["model"],
             "reasoning_mode": text["reasoning_mode"],
         }
 
@@ -125,10 +139,13 @@ def build_frame(
     for name in prompts.columns:
         if name not in ("prompt", "prompt_id"):
             cols[name] = pd.Series([c.row.get(name) for c in cells])
+    # the model asked, whether or not it is an axis (its answers may come from another one)
+    cols["model"] = column(sys.intern(c.call.model) for c in cells)
     # cells share their point dicts: flatten each point once, not once per cell
-    flats = {id(p): flat(p) for p in points}
+    flats = {id(p): {k: column_value(v) for k, v in flat(p).items()} for p in points}
     for name in dict.fromkeys(k for f in flats.values() for k in f):
-        cols[name] = pd.Series([flats[id(c.point)].get(name) for c in cells])
+        if name != "model":
+            cols[name] = pd.Series([flats[id(c.point)].get(name) for c in cells])
     cols["sample"] = np.fromiter((c.sample for c in cells), dtype=np.int64, count=n)
     cols.update(done.frame_columns())
     cols["error"] = column(
@@ -143,6 +160,89 @@ def build_frame(
         ]
         df["score"] = df["score"].astype(float)
     return df
+
+
+#: Fewer comparable groups than this say nothing about whether an axis is ignored.
+MIN_GROUPS = 5
+
+
+def ignored_axes(
+    df: pd.DataFrame, points: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, int]]:
+    """Swept axes whose values changed no answer at all: (axis, groups compared) for each.
+
+    Cells that differ only in the axis (same prompt, sample and other parameters) are
+    compared; an axis is reported when at least `MIN_GROUPS` such groups exist and in every
+    one of them all its values gave the identical output (answer, reasoning and token count)
+    — proof, not a statistical hunch, that the endpoint ignored it (OpenRouter drops
+    unsupported parameters silently).
+    """
+    axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in df]
+    ok = df[df["error"].isna() & df["content"].notna()]
+    ok = ok.assign(
+        _output=ok["content"].astype(str) + "\0" + ok["reasoning"].astype(str) + "\0"
+        + ok["completion_tokens"].astype(str)
+    )  # fmt: skip
+    out = []
+    for axis in axes:
+        if ok[axis].astype(str).nunique() < 2:
+            continue
+        keys = ["prompt_id", "sample", *(a for a in axes if a != axis)]
+        groups = ok.astype({k: str for k in keys}).groupby(keys, dropna=False)
+        sizes = groups[axis].nunique()
+        full = sizes[sizes >= 2].index
+        if len(full) < MIN_GROUPS:
+            continue
+        answers = groups["_output"].nunique().loc[full]
+        if (answers == 1).all():
+            out.append((axis, len(full)))
+    return out
+
+
+def same_model(asked: Any, served: Any) -> bool:
+    """Whether `served` names the model `asked` for: the same id, a variant of it
+    (``x/y:free``) or a dated snapshot (``x/y-2025-05-28``, ``x/y-0528``) — not another model
+    of the family (``x/y-lite``)."""
+    a, s = str(asked).split(":")[0], str(served).split(":")[0]
+    return a == s or re.fullmatch(re.escape(a) + r"-\d[\d-]*", s) is not None
+
+
+def routing_warnings(df: pd.DataFrame, points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What makes cells meant to be comparable not comparable: answers from another model
+    than the one asked (OpenRouter's fallback), and cells of one parameter point served by
+    different providers (unpinned routing spreads them)."""
+    out = []
+    ok = df[df["error"].isna() & df["served_model"].notna()]
+    if not len(ok):
+        return out
+
+    other = ok[[not same_model(m, s) for m, s in
+                zip(ok["model"], ok["served_model"], strict=True)]]  # fmt: skip
+    if len(other):
+        pairs = other.groupby(["model", "served_model"]).size()
+        said = "; ".join(f"{m} → {s} ({k} cells)" for (m, s), k in pairs.items())
+        out.append(
+            f"{len(other)} cells were answered by another model than the one asked "
+            f"(fallback): {said}. Compare like with like: drop them, or keep fallbacks off."
+        )
+    axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in ok]
+    keys = ["model", *(a for a in axes if a != "model")]
+    served = ok[ok["provider"].notna()]
+    if len(served):
+        spread = served.astype({k: str for k in keys}).groupby(keys, dropna=False)["provider"]
+        mixed = spread.nunique()
+        mixed = mixed[mixed > 1]
+        if len(mixed):
+            counts = spread.value_counts()
+            first = mixed.index[0]
+            first = first if isinstance(first, tuple) else (first,)
+            shares = ", ".join(f"{p} ({k})" for p, k in counts.loc[first].items())
+            out.append(
+                f"{len(mixed)} parameter point(s) were served by more than one provider "
+                f"(e.g. {dict(zip(keys, first, strict=True))}: {shares}): latency, cost and "
+                "even answers differ by provider. Pin one per point: provider=pin('name')."
+            )
+    return out
 
 
 def score(scorer: Callable[[Mapping[str, Any]], Any], row: Mapping[str, Any]) -> float | None:
@@ -169,6 +269,9 @@ class RunStats:
     """Why the run ended early (budget, interrupt, max_calls), or None."""
     remaining: int = 0
     remaining_forecast: Forecast | None = None
+    adaptive_stop: str | None = None
+    """Why an adaptive run's stopping rule ended it (None: a fixed run, or not yet decided)."""
+    adaptive: AdaptiveOutcome | None = None
 
     def __str__(self) -> str:
         head = (
@@ -178,6 +281,8 @@ class RunStats:
             f"{self.lowest_concurrency}) · spent ${self.spent_usd:.4f} · "
             f"{self.seconds:.1f} s"
         )
+        if self.adaptive is not None:
+            head += f"\n{self.adaptive}"
         if self.stopped:
             head += f"\nstopped: {self.stopped}; {self.remaining} cells left"
             if self.remaining_forecast is not None:
@@ -189,12 +294,109 @@ class RunStats:
 
 
 @dataclass
+class AdaptiveOutcome:
+    """Why and when an adaptive run stopped, what it sampled against the fixed design, and
+    its anytime-valid intervals (see `mmlab.stop`)."""
+
+    rule: str
+    """The stopping rule, in words."""
+    reason: str | None
+    """Why it stopped (rule and round), or None if it has not decided yet."""
+    rounds: int
+    """Rounds run (round r samples repeat r of every cell still wanted)."""
+    cells: int
+    """Cells sampled."""
+    design_cells: int
+    """Cells of the fixed design (every repeat of every cell)."""
+    usd: float
+    """What producing the sampled responses cost."""
+    design_usd: float
+    """What the fixed design would have cost at the observed cost per sampled cell."""
+    design_forecast_usd: float
+    """The fixed design's forecast before the run (expected USD at the endpoint's prices)."""
+    design_m1_usd: float
+    """The fixed design's forecast at M1's list prices."""
+    winner: dict[str, Any] | None
+    """The best arm of a `decided` rule, when it named one."""
+    intervals: pd.DataFrame
+    """Per group: ``mean``, ``cs_low``, ``cs_high`` (anytime-valid), ``live``, ``cs_method``."""
+    history: pd.DataFrame
+    """The intervals round by round, as they narrowed."""
+    pairs: pd.DataFrame
+    """For `decided`: per pair of arms, the anytime-valid interval on the difference of their
+    means (``arm_a`` minus ``arm_b``) that its eliminations are made on."""
+    leader: dict[str, Any] | None = None
+    """The winner once certified, else the arm ahead on its point estimate (not a decision)."""
+
+    @classmethod
+    def of(cls, scheduler: Any, rule: str, design: Forecast | None) -> AdaptiveOutcome:
+        """The outcome of a finished (or interrupted) `mmlab.stop.AdaptiveScheduler`."""
+        summary = scheduler.summary()
+        cells, design_cells = int(summary["cells_sampled"]), int(summary["cells_fixed_design"])
+        usd = float(scheduler.spent_usd)
+        return cls(
+            rule=rule,
+            reason=scheduler.stopped_reason,
+            rounds=scheduler.round,
+            cells=cells,
+            design_cells=design_cells,
+            usd=usd,
+            design_usd=usd / cells * design_cells if cells else math.nan,
+            design_forecast_usd=design.expected_usd if design is not None else math.nan,
+            design_m1_usd=design.m1_expected_usd if design is not None else math.nan,
+            winner=scheduler.winner,
+            intervals=scheduler.intervals(),
+            history=scheduler.history(),
+            pairs=scheduler.pair_intervals(),
+            leader=scheduler.leader,
+        )
+
+    def alongside(self, summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+        """`summary` (from `mmlab.analysis.summarize`) with the anytime-valid interval
+        (``cs_low``, ``cs_high``, ``cs_method``) on the rows whose grouping and metric a
+        stopping rule tracked; NaN elsewhere."""
+        out = summary.assign(cs_low=math.nan, cs_high=math.nan, cs_method=None)
+        iv = self.intervals
+        fixed = {"rule", "metric", "n_rounds", "n_scores", "mean", "cs_low", "cs_high", "live",
+                 "cs_method"}  # fmt: skip
+        for _, rows in iv.groupby("rule", sort=False):
+            keys = [c for c in rows.columns if c not in fixed and rows[c].notna().all()]
+            if set(keys) != set(by):
+                continue
+            metric = rows["metric"].iloc[0]
+            lookup = {
+                tuple(str(r[k]) for k in by): r for r in rows.to_dict("records")
+            }
+            for i, row in out[out["metric"] == metric].iterrows():
+                hit = lookup.get(tuple(str(row[k]) for k in by))
+                if hit is not None:
+                    out.loc[i, ["cs_low", "cs_high", "cs_method"]] = [
+                        hit["cs_low"], hit["cs_high"], hit["cs_method"]
+                    ]
+        return out
+
+    def __str__(self) -> str:
+        share = self.cells / self.design_cells if self.design_cells else math.nan
+        why = self.reason or f"{self.rule}: not decided yet (a rerun goes on)"
+        winner = ""
+        if self.winner:
+            winner = "; best: " + ", ".join(f"{k}={v}" for k, v in self.winner.items())
+        return (
+            f"adaptive: {why}; sampled {self.cells} of {self.design_cells} cells ({share:.0%}); "
+            f"cost ${self.usd:.4f} vs ~${self.design_usd:.4f} for the fixed design at the same "
+            f"cost per cell{winner}"
+        )
+
+
+@dataclass
 class SweepResult:
-    """A sweep's outcome: ``df`` (one row per cell) and ``stats`` (what the run did)."""
+    """A sweep's outcome: ``df`` (one row per cell run; for an adaptive run, the cells it
+    sampled), ``stats`` (what the run did) and ``adaptive`` (why an adaptive run stopped)."""
 
     sweep: SweepLike
     df: pd.DataFrame
     stats: RunStats
+    adaptive: AdaptiveOutcome | None = None
 
     def __repr__(self) -> str:
         return f"SweepResult({self.sweep.tag!r}: {self.stats})"
@@ -207,8 +409,14 @@ class SweepResult:
     def summary(
         self, by: str | Sequence[str], metrics: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        """Per-parameter means with 95% confidence intervals over repeats and prompts."""
-        return summarize(self.df, by, metrics)
+        """Per-parameter means with 95% confidence intervals over repeats and prompts; for
+        an adaptive run, with the stopping rule's anytime-valid interval alongside (``cs_low``,
+        ``cs_high``, ``cs_method``) — the one that stays valid although the run chose when to
+        stop."""
+        out = summarize(self.df, by, metrics)
+        if self.adaptive is not None and len(out):
+            out = self.adaptive.alongside(out, [by] if isinstance(by, str) else list(by))
+        return out
 
     def truncation_rate(self, by: str | Sequence[str] = "max_tokens") -> pd.DataFrame:
         """Share of cells stopped by length with an empty answer, with a Wilson interval."""

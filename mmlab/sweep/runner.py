@@ -12,16 +12,28 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ..client import Throttle
 from ..config import resolve_budget
 from ..errors import APIError, BudgetExceeded, RequestError
+from ..params import flat
 from ..result import Result
-from .cells import Cell, SweepLike, status
-from .forecast import forecast
-from .results import Columns, RunStats, SweepResult, build_frame
+from ..stop import AdaptiveScheduler, CIWidth, Decided, Rule
+from .cells import Cell, SweepLike, plan_frame, point_columns, status
+from .forecast import Forecast, cell_worst_usd, forecast
+from .results import (
+    AdaptiveOutcome,
+    Columns,
+    RunStats,
+    SweepResult,
+    build_frame,
+    ignored_axes,
+    routing_warnings,
+    score,
+)
 
 #: Cached cells are read this many at a time: the parsed responses and log rows of one chunk
 #: are alive at once, not those of the whole sweep.
@@ -62,6 +74,22 @@ class _InFlight:
         return True
 
 
+def check_stop(sweep: SweepLike, stop: Any) -> None:
+    """Refuse a stopping rule this sweep cannot run, before anything is sent."""
+    if stop is None:
+        return
+    if not isinstance(stop, Rule):
+        raise RequestError(
+            f"stop must be a rule from mmlab.stop (decided, ci_width, budget, max_repeats); "
+            f"got {stop!r}",
+            "stop",
+        )
+    if sweep.scorer is None and any(
+        isinstance(r, CIWidth | Decided) and r.metric == "score" for r in stop.leaves()
+    ):
+        raise RequestError("stop rules read scores: give the sweep a scorer=", "scorer")
+
+
 class Runner:
     """One run of a sweep (see the module docstring). Build with `Sweep.arun`."""
 
@@ -75,6 +103,7 @@ class Runner:
         retry_errors: bool,
         max_calls: int | None,
         stream: bool,
+        stop: Rule | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise RequestError(
@@ -85,6 +114,7 @@ class Runner:
         ):
             raise RequestError(f"max_calls must be an integer >= 0; got {max_calls!r}", "max_calls")
         budget = resolve_budget(budget_usd) if budget_usd is not None else None
+        check_stop(sweep, stop)
         self.sweep = sweep
         self.progress = progress
         self.retry_errors = retry_errors
@@ -98,41 +128,110 @@ class Runner:
         self.flight = _InFlight()
         self.stopping = False
         self.bar: Any = None
+        self.held_back: list[Cell] = []
+        self.assigned = 0
+        self.stop = stop
+        self.scheduler: AdaptiveScheduler | None = None
+        self.offered: set[int] = set()
 
     async def run(self) -> SweepResult:
         """Serve the cached cells, send the others, and return the result."""
         started = time.perf_counter()
         # Reading the log waits for queued writes, and another process may hold the write
         # lock: database work runs off the event loop, so calls in flight never stall.
-        hits, todo = await asyncio.to_thread(self._partition)
-        todo += await asyncio.to_thread(self._serve_hits, hits)
-        todo, held_back = self._limit(todo)
-        if todo and self.sweep.engine.cache_mode == "replay":
-            raise self.sweep.engine.miss_error(todo[0].call)
+        known = await asyncio.to_thread(status, self.sweep.engine, self.sweep.cells, self.sweep.tag)
+        if self.stop is not None:
+            self.scheduler = await self._scheduler()
         self.bar = _progress(len(self.sweep.cells), self.progress, self.sweep.name)
-        self.bar.update(self.stats.hits + len(self.failures))
         try:
-            await self._send_all(todo)
+            if self.scheduler is None:
+                await self._round(self.sweep.cells, *known)
+            else:
+                await self._rounds(*known)
         finally:
+            if self.scheduler is not None and self.scheduler.done:
+                self.bar.retotal(len(self.offered))  # the design shrank to what was sampled
             self.stats.rate_limited = self.throttle.throttled
             self.stats.seconds = time.perf_counter() - started
             self.bar.close()
-        if held_back and not self.stats.stopped:
+        if self.held_back and not self.stats.stopped:
             self.stats.stopped = f"max_calls={self.max_calls} reached"
         return await self._result()
 
-    def _partition(self) -> tuple[list[Cell], list[Cell]]:
+    async def _round(self, cells: list[Cell], cached: set[str], errors: dict[str, str]) -> None:
+        """Serve the cached cells of `cells` and send the others (within `max_calls`)."""
+        hits, todo = self._partition(cells, cached, errors)
+        unreadable = await asyncio.to_thread(self._serve_hits, hits)  # sent after all
+        served = len(hits) - len(unreadable)
+        todo += unreadable
+        todo, held_back = self._limit(todo)
+        self.held_back += held_back
+        if todo and self.sweep.engine.cache_mode == "replay":
+            raise self.sweep.engine.miss_error(todo[0].call)
+        self.bar.update(served + sum(c.index in self.failures for c in cells))
+        await self._send_all(todo)
+
+    async def _rounds(self, cached: set[str], errors: dict[str, str]) -> None:
+        """Adaptive sampling: round by round, the cells the stopping rule still wants."""
+        scheduler = self.scheduler
+        assert scheduler is not None
+        while not self.stopping and not self.held_back:
+            ids = scheduler.next_round()
+            if not ids:
+                break
+            cells = [self.sweep.cells[i] for i in ids]
+            self.offered.update(ids)
+            await self._round(cells, cached, errors)
+            if self.stopping or self.held_back:
+                break  # an interrupted round decides nothing; a rerun replays it
+            for c in cells:
+                scheduler.observe(c.index, self._scores(c), self._cost(c))
+        self.stats.adaptive_stop = scheduler.stopped_reason
+
+    design: Forecast | None = None
+
+    async def _scheduler(self) -> AdaptiveScheduler:
+        sweep = self.sweep
+        assert self.stop is not None
+        worst = await cell_worst_usd(sweep.engine, sweep.cells)
+        self.design = await forecast(sweep.engine, len(sweep.cells), sweep.cells, 0, 0)
+        return AdaptiveScheduler(
+            plan_frame(sweep.cells),
+            self.stop,
+            repeats=sweep.repeats,
+            point_columns=point_columns(sweep.points),
+            worst_usd_per_cell=lambda i: worst[i],
+        )
+
+    def _scores(self, cell: Cell) -> dict[str, float | None] | None:
+        """What the stopping rule reads of a finished cell (None: it failed)."""
+        if not self.columns.done[cell.index]:
+            return None
+        row = {**cell.row, "prompt_id": cell.prompt_id, "sample": cell.sample,
+               **flat(cell.point), **self.columns.response(cell.index)}  # fmt: skip
+        value = score(self.sweep.scorer, row) if self.sweep.scorer is not None else None
+        return {"score": value, "truncated": float(row["truncated"])}
+
+    def _cost(self, cell: Cell) -> float:
+        # What producing the response cost, not what this run spent: a replay (all hits,
+        # nothing spent) must decide exactly as the live run did.
+        cost = self.columns.numbers["cost_usd"][cell.index]
+        return 0.0 if cost != cost else float(cost)
+
+    def _partition(
+        self, cells: list[Cell], cached: set[str], errors: dict[str, str]
+    ) -> tuple[list[Cell], list[Cell]]:
         """(cached cells, cells to send); cells whose last attempt failed are kept as
-        failures unless `retry_errors`, which reruns exactly those."""
-        cached, errors = status(self.sweep.engine, self.sweep.cells, self.sweep.tag)
+        failures unless `retry_errors`, which sends them again with the cells never run (as
+        `Sweep.forecast(retry_errors=True)` counts them)."""
         hits: list[Cell] = []
         todo: list[Cell] = []
-        for c in self.sweep.cells:
+        for c in cells:
             if c.call.key in cached:
                 hits.append(c)
             elif c.call.key in errors and not self.retry_errors:
                 self.failures[c.index] = errors[c.call.key]
-            elif not self.retry_errors or c.call.key in errors:
+            else:
                 todo.append(c)
         return hits, todo
 
@@ -160,7 +259,9 @@ class Runner:
     def _limit(self, todo: list[Cell]) -> tuple[list[Cell], list[Cell]]:
         if self.max_calls is None:
             return todo, []
-        return todo[: self.max_calls], todo[self.max_calls :]
+        room = max(self.max_calls - self.assigned, 0)
+        self.assigned += min(room, len(todo))
+        return todo[:room], todo[room:]
 
     async def _send_all(self, todo: list[Cell]) -> None:
         tasks = [asyncio.ensure_future(self._one(c)) for c in todo]
@@ -234,14 +335,33 @@ class Runner:
     async def _result(self) -> SweepResult:
         sweep = self.sweep
         done, failed = self.columns.done, self.failures
-        left = [c for c in sweep.cells if not done[c.index] and c.index not in failed]
+        wanted = (
+            sweep.cells
+            if self.scheduler is None or not self.scheduler.done
+            else [c for c in sweep.cells if c.index in self.offered]
+        )  # an adaptive run that decided wants no more than it sampled
+        left = [c for c in wanted if not done[c.index] and c.index not in failed]
         self.stats.remaining = len(left)
         if left:
             self.stats.remaining_forecast = await forecast(sweep.engine, len(left), left, 0, 0)
         df = build_frame(
             sweep.cells, sweep.prompts, sweep.points, self.columns, self.failures, sweep.scorer
         )
-        res = SweepResult(sweep, df, self.stats)
+        adaptive = None
+        if self.scheduler is not None:
+            df = df[df["cell"].isin(self.offered)].reset_index(drop=True)  # cells sampled
+            adaptive = AdaptiveOutcome.of(self.scheduler, str(self.stop), self.design)
+            self.stats.adaptive = adaptive
+        res = SweepResult(sweep, df, self.stats, adaptive)
+        for said in routing_warnings(df, sweep.points):
+            warnings.warn(said, stacklevel=4)
+        for axis, compared in ignored_axes(df, sweep.points):
+            warnings.warn(
+                f"sweeping {axis} changed no answer in any of {compared} comparable cell groups "
+                "(same prompt, sample and other parameters): the endpoint may ignore it — "
+                "check with lab.probe()",
+                stacklevel=4,
+            )
         if self.stats.stopped and self.progress is True:
             print(f"mmlab sweep {sweep.name}: {self.stats}", file=sys.stderr)
         return res
@@ -254,11 +374,19 @@ def _progress(total: int, enabled: bool | Callable[[int, int], None], name: str)
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=name, unit="cell", dynamic_ncols=True)
+    class _Bar(tqdm):  # type: ignore[misc, valid-type]
+        def retotal(self, total: int) -> None:
+            self.total = total
+            self.refresh()
+
+    return _Bar(total=total, desc=name, unit="cell", dynamic_ncols=True)
 
 
 class _NoBar:
     def update(self, n: int = 1) -> None:
+        pass
+
+    def retotal(self, total: int) -> None:
         pass
 
     def set_postfix(self, **kw: Any) -> None:
@@ -276,4 +404,8 @@ class _CallbackBar(_NoBar):
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        self.callback(self.done, self.total)
+
+    def retotal(self, total: int) -> None:
+        self.total = total
         self.callback(self.done, self.total)

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RequestError
 from ..loop import run_sync
-from ..params import check_params
+from ..params import check_params, expand
+from ..stop import Rule, expected_share
 from ..tags import nest
 from ..wire import canonical_json
-from .cells import build_cells, check_points, prompt_table, status
+from .cells import build_cells, check_points, plan_frame, point_columns, prompt_table, status
 from .forecast import Forecast, forecast
 from .results import SweepResult
-from .runner import Runner
+from .runner import Runner, check_stop
 from .spaces import Space, points_of
 
 if TYPE_CHECKING:
@@ -61,8 +62,9 @@ class Sweep:
         self.scorer = scorer
         self.fixed = check_params(dict(fixed or {}))
         self.prompts = prompt_table(prompts)
-        self.points = points_of(params)
-        checked = check_points(self.fixed, self.points)  # every point valid before anything runs
+        self.points = [expand(p) for p in points_of(params)]
+        # every point valid before anything runs
+        checked = check_points(self.fixed, self.points, self._defaults)
         self.name = tag or "sweep-" + self._fingerprint()[:10]
         self.tag: str = nest(engine.tag, self.name, "tag") or self.name
         self.cells = build_cells(
@@ -74,6 +76,20 @@ class Sweep:
             repeats=repeats,
             tag=self.tag,
         )
+
+    def _defaults(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults for a point whose own parameters are `params`: on an endpoint with provider
+        routing, ``require_parameters`` — OpenRouter silently drops a parameter the chosen
+        provider does not support, so a sweep over it would measure nothing; only providers
+        that honour every parameter sent are used (override with
+        ``provider={"require_parameters": False}``)."""
+        try:
+            via = self.engine.route(params)[0]
+        except RequestError:
+            return {}  # an unknown endpoint name: check_params / calls_for will say so
+        if via.capabilities.provider_routing:
+            return {"provider": {"require_parameters": True}}
+        return {}
 
     def _fingerprint(self) -> str:
         spec = {
@@ -118,12 +134,14 @@ class Sweep:
             )
         return pd.DataFrame(rows)
 
-    def forecast(self, *, retry_errors: bool = False) -> Forecast:
-        """Calls to make, cache hits, and expected and worst-case tokens and USD."""
-        return run_sync(self.aforecast(retry_errors=retry_errors))
+    def forecast(self, *, retry_errors: bool = False, stop: Rule | None = None) -> Forecast:
+        """Calls to make, cache hits, and expected and worst-case tokens and USD; with a
+        `stop` rule, also what an adaptive run is expected to sample."""
+        return run_sync(self.aforecast(retry_errors=retry_errors, stop=stop))
 
-    async def aforecast(self, *, retry_errors: bool = False) -> Forecast:
+    async def aforecast(self, *, retry_errors: bool = False, stop: Rule | None = None) -> Forecast:
         """Async `forecast`."""
+        check_stop(self, stop)
         cached, errors = await asyncio.to_thread(status, self.engine, self.cells, self.tag)
         todo = [
             c
@@ -131,7 +149,17 @@ class Sweep:
             if c.call.key not in cached and (retry_errors or c.call.key not in errors)
         ]
         kept = 0 if retry_errors else len(errors)
-        return await forecast(self.engine, len(self.cells), todo, len(cached), kept)
+        out = await forecast(self.engine, len(self.cells), todo, len(cached), kept)
+        if stop is not None:
+            out.adaptive_rule = str(stop)
+            out.adaptive_share = await asyncio.to_thread(
+                expected_share,
+                plan_frame(self.cells),
+                stop,
+                repeats=self.repeats,
+                point_columns=point_columns(self.points),
+            )
+        return out
 
     def run(
         self,
@@ -142,6 +170,7 @@ class Sweep:
         retry_errors: bool = False,
         max_calls: int | None = None,
         stream: bool = False,
+        stop: Rule | None = None,
     ) -> SweepResult:
         """Run the cells that have no result yet (see the module docstring).
 
@@ -149,6 +178,11 @@ class Sweep:
         mmlab's own loop. Ctrl-C stops cleanly: finished cells are kept, in-flight ones are
         cancelled and will be resent by the next run. `progress` is a tqdm bar (True), nothing
         (False), or a function called with ``(done, total)`` after each cell.
+
+        `stop` (a rule from `mmlab.stop`) samples adaptively: round r runs repeat r of the
+        cells the rule still wants, scoring as results arrive, and the run ends when the rule
+        says the question is answered (`repeats` is then the most any cell may get); the
+        result's ``adaptive`` says why and when, with anytime-valid intervals.
         """
         return run_sync(
             self.arun(
@@ -158,6 +192,7 @@ class Sweep:
                 retry_errors=retry_errors,
                 max_calls=max_calls,
                 stream=stream,
+                stop=stop,
             )
         )
 
@@ -170,6 +205,7 @@ class Sweep:
         retry_errors: bool = False,
         max_calls: int | None = None,
         stream: bool = False,
+        stop: Rule | None = None,
     ) -> SweepResult:
         """Async `run`. `stream=True` streams every call (TTFT is then measured)."""
         runner = Runner(
@@ -180,5 +216,6 @@ class Sweep:
             retry_errors=retry_errors,
             max_calls=max_calls,
             stream=stream,
+            stop=stop,
         )
         return await runner.run()

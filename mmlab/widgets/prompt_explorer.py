@@ -87,6 +87,15 @@ class PromptExplorer:
             style=label,
         )
         self.stream = W.Checkbox(value=stream, description="stream", indent=False)
+        self.follow_up = W.Checkbox(
+            value=False,
+            description="follow up",
+            indent=False,
+            tooltip="send the prompt as the next turn of the last conversation (the model's "
+            "reasoning blocks are handed back, as M1 expects)",
+        )
+        self.turns: list[dict[str, Any]] = []
+        """The conversation so far (user turns and the model's, reasoning blocks kept)."""
         self.run_button = W.Button(
             description="Run",
             button_style="primary",
@@ -116,7 +125,8 @@ class PromptExplorer:
             [
                 W.VBox([self.temperature, self.top_p]),
                 W.VBox([self.max_tokens, self.seed]),
-                W.VBox([self.reasoning, self.stream, self.run_button]),
+                W.VBox([self.reasoning, W.HBox([self.stream, self.follow_up]),
+                        self.run_button]),  # fmt: skip
             ]
         )
         self.widget = W.VBox(
@@ -183,7 +193,8 @@ class PromptExplorer:
         started = time.perf_counter()
         result: Result | None = None
         try:
-            messages = self.prompt.value
+            earlier = self.turns if self.follow_up.value else []
+            messages = [*earlier, {"role": "user", "content": self.prompt.value}]
             result = await self.lab.achat(
                 messages,
                 system=self.system.value or None,
@@ -198,6 +209,8 @@ class PromptExplorer:
             self.error.value = error_html(exc)
             self.answer.value = self._answer_html("")
         else:
+            # the next follow-up continues from here, with the model's reasoning blocks
+            self.turns = [*messages, result.message()]
             self._show(result)
             self._remember(result, time.perf_counter() - started)
         finally:
@@ -254,9 +267,11 @@ class PromptExplorer:
         )
         ttft = f" · first token {r.ttft_s:.2f} s" if r.ttft_s is not None else ""
         latency = "—" if r.latency_s is None else f"{r.latency_s:.2f} s"
+        turn = len(self.turns) // 2
+        turns = f" · turn {turn} of a conversation" if turn > 1 else ""
         self.stats.value = (
             f'<span class="mmlab-box mmlab-stats">cost {cost} ({esc(r.cost_source)}) · '
-            f"latency {latency}{ttft} · finish {esc(r.finish_reason)}{badge}</span>"
+            f"latency {latency}{ttft} · finish {esc(r.finish_reason)}{turns}{badge}</span>"
         )
 
     def _remember(self, r: Result, seconds: float) -> None:

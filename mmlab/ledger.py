@@ -1,0 +1,227 @@
+"""The ledger: what mmlab logged, checked against what OpenRouter recorded and billed.
+
+Two checks, both read-only on the account:
+
+- **Per call** (`generation_record`): OpenRouter keeps a record of every generation
+  (``GET /generation?id=``: native token counts, the provider that served it, the model that
+  answered, timings, ``total_cost``, ``cache_discount``, finish reasons). `Lab.reconcile`
+  fetches it for each paid call, stores it beside the log and lists every field where the
+  record and the reply's usage block disagree.
+- **Per key** (`Account`): ``GET /key`` reports the key's total usage in USD. Read before and
+  after a block of work, its growth is what the account was charged meanwhile; the log's
+  spend over the same window should match it (goal: within 1%). The key's usage counts every
+  use of the key — other programs, other machines — and OpenRouter updates it with a lag, so
+  `Account` waits (briefly, bounded) for it to settle and says what it compared.
+
+Server replies are untrusted: every number is checked (finite, >= 0) before it is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .loop import run_sync
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+#: Relative difference between two costs treated as agreement (float formatting upstream).
+COST_TOLERANCE = 1e-6
+#: A key's logged spend and its usage growth agree when within this share of each other.
+ACCOUNT_TOLERANCE = 0.01
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
+        return None
+    return float(x)
+
+
+def _count(x: Any) -> int | None:
+    v = _number(x)
+    return int(v) if v is not None and v == int(v) else None
+
+
+def _text(x: Any) -> str | None:
+    return x[:200] if isinstance(x, str) and x else None
+
+
+def generation_record(call: Mapping[str, Any], data: Any, now: float) -> dict[str, Any]:
+    """The ``generations`` row for a logged call (`call`: its log fields) and OpenRouter's
+    record of it (`data`, untrusted), with the fields where they disagree in
+    ``disagreements`` (a JSON list of ``{field, logged, recorded}``; empty: they agree)."""
+    data = data if isinstance(data, Mapping) else {}
+    ms = 1000.0
+    latency, gen_time = _number(data.get("latency")), _number(data.get("generation_time"))
+    record = {
+        "call_id": call["call_id"],
+        "generation_id": call["generation_id"],
+        "fetched": now,
+        "provider": _text(data.get("provider_name")),
+        "model": _text(data.get("model")),
+        "native_prompt_tokens": _count(data.get("native_tokens_prompt")),
+        "native_completion_tokens": _count(data.get("native_tokens_completion")),
+        "native_reasoning_tokens": _count(data.get("native_tokens_reasoning")),
+        "native_cached_tokens": _count(data.get("native_tokens_cached")),
+        "total_cost": _number(data.get("total_cost")),
+        "cache_discount": _number(data.get("cache_discount")),
+        "latency_s": None if latency is None else latency / ms,
+        "generation_time_s": None if gen_time is None else gen_time / ms,
+        "finish_reason": _text(data.get("finish_reason")),
+        "native_finish_reason": _text(data.get("native_finish_reason")),
+    }
+    found = []
+    pairs = [
+        ("prompt_tokens", "native_prompt_tokens"),
+        ("completion_tokens", "native_completion_tokens"),
+        ("reasoning_tokens", "native_reasoning_tokens"),
+        ("cached_tokens", "native_cached_tokens"),
+        ("provider", "provider"),
+        ("served_model", "model"),
+        ("finish_reason", "finish_reason"),
+    ]
+    for mine, theirs in pairs:
+        logged, recorded = _plain(call.get(mine)), record[theirs]
+        if logged is not None and recorded is not None and logged != recorded:
+            found.append({"field": mine, "logged": logged, "recorded": recorded})
+    logged_cost, billed = _plain(call.get("cost_usd")), record["total_cost"]
+    if logged_cost is not None and billed is not None:
+        if abs(logged_cost - billed) > COST_TOLERANCE * max(billed, 1e-9):
+            found.append({"field": "cost_usd", "logged": logged_cost, "recorded": billed})
+    record["disagreements"] = json.dumps(found)
+    return record
+
+
+def _plain(x: Any) -> Any:
+    """A value from a pandas row as plain Python (NaN and <NA> → None)."""
+    if x is None:
+        return None
+    try:
+        if x != x:  # NaN
+            return None
+    except TypeError:  # pandas NA
+        return None
+    if hasattr(x, "item"):
+        return x.item()
+    return x
+
+
+@dataclass
+class Account:
+    """The key's usage (``GET /key``) around a block of work, against the log's spend.
+
+        with lab.account() as acct:
+            sweep.run()
+        acct            # key usage grew $0.0412; the log spent $0.0412 in 35 calls: agrees
+
+    ``key_delta_usd`` (the growth of the key's ``usage``) counts everything the key paid for
+    meanwhile, from anywhere; ``logged_usd`` is what this database logged as spent in the
+    window. After the block, the key is re-read until its usage reaches the logged spend or
+    `settle_s` passes (OpenRouter updates it with a lag).
+    """
+
+    engine: Engine
+    settle_s: float = 15.0
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    logged_usd: float = 0.0
+    logged_calls: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> Account:
+        return run_sync(self.__aenter__())
+
+    def __exit__(self, *exc: object) -> None:
+        run_sync(self.__aexit__(*exc))
+
+    async def __aenter__(self) -> Account:
+        self.before = await self._read()
+        self.started = time.time()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.ended = time.time()
+        self.logged_usd, self.logged_calls = await asyncio.to_thread(
+            self.engine.store.spent_between, self.started, self.ended
+        )
+        deadline = time.monotonic() + self.settle_s
+        wait = 0.25
+        while True:
+            self.after = await self._read()
+            if self.key_delta_usd + 1e-12 >= self.logged_usd or time.monotonic() >= deadline:
+                break
+            # the key's usage lags the calls: poll with backoff, bounded by settle_s
+            await asyncio.sleep(min(wait, max(deadline - time.monotonic(), 0)))
+            wait = min(wait * 2, 4.0)
+        if self.key_delta_usd + 1e-12 < self.logged_usd:
+            self.notes.append(f"the key's usage had not caught up after {self.settle_s:g} s")
+
+    async def _read(self) -> dict[str, Any]:
+        endpoint = self.engine.endpoint
+        if not endpoint.capabilities.key_usage:
+            raise ConfigError(
+                f"account needs an endpoint that reports its key's usage (GET /key, as "
+                f"OpenRouter has); {endpoint.label} has none"
+            )
+        if self.engine.cache_mode == "replay":
+            raise ConfigError("account talks to the network; not in replay mode")
+        status, data = await endpoint.key_info(self.engine.http)
+        usage = _number(data.get("usage")) if isinstance(data, Mapping) else None
+        if status != 200 or usage is None:
+            raise ConfigError(f"GET /key did not report the key's usage (HTTP {status})")
+        return {
+            "usage": usage,
+            "limit": _number(data.get("limit")),
+            "limit_remaining": _number(data.get("limit_remaining")),
+            "usage_daily": _number(data.get("usage_daily")),
+        }
+
+    @property
+    def key_delta_usd(self) -> float:
+        """How much the key's usage grew between the two reads."""
+        if self.before is None or self.after is None:
+            return math.nan
+        return self.after["usage"] - self.before["usage"]
+
+    @property
+    def difference_usd(self) -> float:
+        """Key growth minus logged spend (> 0: the account paid for more than was logged)."""
+        return self.key_delta_usd - self.logged_usd
+
+    @property
+    def agrees(self) -> bool:
+        """Logged spend within `ACCOUNT_TOLERANCE` of the key's growth (both ~0 agrees)."""
+        scale = max(abs(self.key_delta_usd), abs(self.logged_usd))
+        return scale < 1e-9 or abs(self.difference_usd) <= ACCOUNT_TOLERANCE * scale
+
+    def __repr__(self) -> str:
+        if self.after is None:
+            return "Account(open: the key was read; the block has not ended)"
+        verdict = "agrees" if self.agrees else "DISAGREES"
+        share = (
+            f" ({self.difference_usd / self.key_delta_usd:+.1%} of the key's growth)"
+            if self.key_delta_usd > 0
+            else ""
+        )
+        text = (
+            f"key usage grew ${self.key_delta_usd:.6f}; the log spent ${self.logged_usd:.6f} in "
+            f"{self.logged_calls} calls: {verdict} within {ACCOUNT_TOLERANCE:.0%}; difference "
+            f"${self.difference_usd:+.6f}{share}"
+        )
+        if not self.agrees and self.difference_usd > 0:
+            text += (
+                " — the key paid for more than was logged: other use of the key meanwhile, or "
+                "calls billed though they failed (a stream cut after tokens were generated)"
+            )
+        if self.notes:
+            text += "; " + "; ".join(self.notes)
+        return text
