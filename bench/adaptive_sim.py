@@ -36,7 +36,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from mmlab.stop import Rule, ci_width, decided, simulate, summarize_simulations
+from mmlab.sequential import simulate, summarize_simulations
+from mmlab.stop import Rule, ci_width, decided
 
 ACCURACIES = (0.3, 0.5, 0.8)
 PROBLEMS = 10

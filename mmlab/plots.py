@@ -542,8 +542,10 @@ def adaptive_intervals(outcome: Any) -> go.Figure:
         )
     if outcome.reason:
         fig.add_vline(x=outcome.rounds, line={"dash": "dot", "color": "#444"})
-        fig.add_annotation(x=outcome.rounds, y=1.02, yref="paper", showarrow=False,
-                           text="stopped", xanchor="right")  # fmt: skip
+        # inside the plot, left of the line: above it the label collides with the subtitle
+        fig.add_annotation(x=outcome.rounds, y=0.98, yref="paper", showarrow=False,
+                           text=f"stopped after round {outcome.rounds}", xanchor="right",
+                           yanchor="top", xshift=-4)  # fmt: skip
     fig.update_yaxes(range=[-0.03, 1.03])
     fig.update_xaxes(dtick=1)
     if method:
@@ -576,6 +578,13 @@ def usage(summary: pd.DataFrame, color: str = "model") -> go.Figure:
         )
     fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category")
+    if not summary["spent_usd"].any():
+        # an empty-looking chart reads as "broken"; say why it is empty (typically a replay)
+        hits = int(summary["hits"].sum())
+        fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                           text=f"nothing spent: {hits:,} of {int(summary['calls'].sum()):,} "
+                           "calls were cache hits")  # fmt: skip
+        fig.update_yaxes(range=[0, 1])
     return fig
 
 
@@ -588,9 +597,14 @@ def providers(table: pd.DataFrame) -> go.Figure:
     _register()
     panels = {"latency_s": ("latency", "seconds"), "ttft_s": ("time to first token", "seconds"),
               "tokens_per_s": ("generation speed", "tokens / s"),
-              "cost_usd": ("cost per call", "USD")}  # fmt: skip
+              "cost_usd": ("cost per 1,000 calls", "USD per 1,000 calls")}  # fmt: skip
+    # per 1,000 calls: a per-call cost is a few hundred micro-dollars, which plotly's SI ticks
+    # print as "150µ" — unreadable as money
+    scale = {"cost_usd": 1000.0}
+    # room between the rows for the top row's slanted provider labels, its axis title and the
+    # bottom row's panel titles, which otherwise overprint each other
     fig = make_subplots(rows=2, cols=2, subplot_titles=[t for t, _ in panels.values()],
-                        vertical_spacing=0.22, horizontal_spacing=0.12)  # fmt: skip
+                        vertical_spacing=0.3, horizontal_spacing=0.12)  # fmt: skip
     keys = [c for c in ("model", "provider") if c in table.columns]
 
     def label(row: dict[str, Any]) -> str:
@@ -602,13 +616,14 @@ def providers(table: pd.DataFrame) -> go.Figure:
     for i, (metric, (_, unit)) in enumerate(panels.items()):
         row, col = divmod(i, 2)
         part = table[table["metric"] == metric]
+        k = scale.get(metric, 1.0)
         xs = [label(r) for r in part.to_dict("records")]
         fig.add_trace(
             go.Bar(
                 x=xs,
-                y=part["mean"],
+                y=part["mean"] * k,
                 marker_color=[colour[x] for x in xs],
-                error_y=_error_bars(part["mean"], part["ci_low"], part["ci_high"]),
+                error_y=_error_bars(part["mean"] * k, part["ci_low"] * k, part["ci_high"] * k),
                 showlegend=False,
                 hovertemplate="%{x}<br>%{y:.4g} " + unit + "<extra></extra>",
             ),
@@ -618,5 +633,5 @@ def providers(table: pd.DataFrame) -> go.Figure:
         fig.update_yaxes(title_text=unit, row=row + 1, col=col + 1)
         fig.update_xaxes(title_text=" · ".join(keys), row=row + 1, col=col + 1)
     fig.update_layout(template="mmlab", title="Providers compared on the same cells",
-                      height=720)  # fmt: skip
+                      height=860)  # fmt: skip
     return fig

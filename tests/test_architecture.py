@@ -104,6 +104,10 @@ def test_import_mmlab_stays_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # the Lab, its sweeps and its stopping rules load no numerics until they are used
+    code = code.replace("import sys, mmlab;", "import sys; from mmlab import Lab, stop;")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "numpy" not in out.stdout and "pandas" not in out.stdout, out.stdout
 
 
 def test_architecture_md_names_every_module():

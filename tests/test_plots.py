@@ -85,6 +85,19 @@ def test_cost_curves_use_price_tables():
     assert len(day.layout.shapes) == 1
 
 
+def test_usage_chart_says_why_it_is_empty():
+    summary = pd.DataFrame({"day": ["2026-11-26"] * 2, "model": ["a", "b"], "calls": [3, 4],
+                            "hits": [3, 4], "completion_tokens": [10, 20],
+                            "spent_usd": [0.0, 0.0]})  # fmt: skip
+    fig = plots.usage(summary)
+    assert [a.text for a in fig.layout.annotations] == [
+        "nothing spent: 7 of 7 calls were cache hits"
+    ]
+    summary.loc[0, "spent_usd"] = 0.01
+    paid = plots.usage(summary)
+    assert not paid.layout.annotations and sum(sum(t.y) for t in paid.data) == 0.01
+
+
 def test_setup_notebook_is_lean():
     plots.setup_notebook()
     assert pio.renderers.default == "plotly_mimetype"

@@ -78,7 +78,10 @@ def test_two_models_on_two_pinned_providers(routed, tmp_path):
         df[(df["model"] == M1) & (df["provider"] == "Novita")]["cost_usd"].mean()
     )
     fig = plots.providers(table)
-    assert len(fig.data) == 4 and fig.layout.yaxis4.title.text == "USD"
+    assert len(fig.data) == 4 and fig.layout.yaxis4.title.text == "USD per 1,000 calls"
+    # the cost panel is per 1,000 calls: bar heights are the table's means × 1000
+    bars = dict(zip(fig.data[3].x, fig.data[3].y, strict=True))
+    assert bars["minimax-m1 · Novita"] == pytest.approx(1000 * cost[(M1, "Novita")])
     calls = lab.calls()
     assert set(calls["model"]) == {M1, R1} and (calls["served_model"] == calls["model"]).all()
     by_model = lab.summary("model").set_index("model")

@@ -254,3 +254,27 @@ def test_the_verdict_reads_the_curve():
         "no larger budget does better than 1 (30% with 10 reasoning tokens used); the largest "
         "uses 4.0x the tokens"
     )
+
+
+def test_ignored_axes_needs_every_output_identical():
+    from mmlab.sweep.results import MIN_GROUPS, ignored_axes
+
+    rows = []
+    for p in range(MIN_GROUPS):
+        for t in (0.0, 1.0):
+            for stop in (None, ["\n"]):  # unhashable values and None are compared too
+                rows.append({"prompt_id": f"p{p}", "sample": 0, "temperature": t, "stop": stop,
+                             "content": f"answer {p}", "reasoning": "same",
+                             "completion_tokens": 9, "error": None})  # fmt: skip
+    df = pd.DataFrame(rows)
+    points = [{"temperature": t, "stop": s} for t in (0.0, 1.0) for s in (None, ["\n"])]
+    assert ignored_axes(df, points) == [("temperature", MIN_GROUPS * 2), ("stop", MIN_GROUPS * 2)]
+    # one group where temperature changed only the reasoning: temperature is not ignored
+    df.loc[(df["prompt_id"] == "p0") & (df["temperature"] == 1.0), "reasoning"] = "other"
+    assert ignored_axes(df, points) == [("stop", MIN_GROUPS * 2)]
+    # ... nor when it changed only the token count
+    df.loc[(df["prompt_id"] == "p0") & (df["temperature"] == 1.0), "reasoning"] = "same"
+    df.loc[(df["prompt_id"] == "p1") & (df["temperature"] == 1.0), "completion_tokens"] = 10
+    assert ignored_axes(df, points) == [("stop", MIN_GROUPS * 2)]
+    # fewer comparable groups than MIN_GROUPS prove nothing
+    assert ignored_axes(df[df["prompt_id"] == "p4"], points) == []

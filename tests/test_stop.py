@@ -12,16 +12,13 @@ import pandas as pd
 import pytest
 
 from mmlab.errors import RequestError
-from mmlab.stop import (
+from mmlab.sequential import (
     AdaptiveScheduler,
     ConfidenceSequence,
-    budget,
-    ci_width,
-    decided,
-    max_repeats,
     simulate,
     summarize_simulations,
 )
+from mmlab.stop import budget, ci_width, decided, max_repeats
 
 N_STREAMS = 1000
 HORIZON = 100

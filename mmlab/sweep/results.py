@@ -177,18 +177,27 @@ def ignored_axes(
     — proof, not a statistical hunch, that the endpoint ignored it (OpenRouter drops
     unsupported parameters silently).
     """
+    import pandas as pd
+
     axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in df]
-    ok = df[df["error"].isna() & df["content"].notna()]
-    ok = ok.assign(
-        _output=ok["content"].astype(str) + "\0" + ok["reasoning"].astype(str) + "\0"
-        + ok["completion_tokens"].astype(str)
-    )  # fmt: skip
+    if not axes:
+        return []
+    done = df["error"].isna() & df["content"].notna()
+    # every compared column, and the output, as integer codes: joining answers and reasoning
+    # into new strings (or hashing them) cost more memory than the whole result frame on a
+    # 100,000-cell replay
+    ok = pd.DataFrame({k: _codes(df.loc[done, k]) for k in ["prompt_id", "sample", *axes]})
+    output = _codes(df.loc[done, "content"])
+    for k in ("reasoning", "completion_tokens"):  # one code per distinct (answer, reasoning, n)
+        more = _codes(df.loc[done, k])
+        output = pd.factorize(output * (int(more.max(initial=0)) + 1) + more)[0]
+    ok["_output"] = output
     out = []
     for axis in axes:
-        if ok[axis].astype(str).nunique() < 2:
+        if ok[axis].nunique() < 2:
             continue
         keys = ["prompt_id", "sample", *(a for a in axes if a != axis)]
-        groups = ok.astype({k: str for k in keys}).groupby(keys, dropna=False)
+        groups = ok.groupby(keys, dropna=False)
         sizes = groups[axis].nunique()
         full = sizes[sizes >= 2].index
         if len(full) < MIN_GROUPS:
@@ -197,6 +206,16 @@ def ignored_axes(
         if (answers == 1).all():
             out.append((axis, len(full)))
     return out
+
+
+def _codes(col: pd.Series) -> Any:
+    """`col` as integer codes, equal values (None included) sharing one."""
+    import pandas as pd
+
+    try:
+        return pd.factorize(col, use_na_sentinel=False)[0]
+    except TypeError:  # unhashable values (a list, a mapping): compare them as text
+        return pd.factorize(col.astype(str), use_na_sentinel=False)[0]
 
 
 def same_model(asked: Any, served: Any) -> bool:
@@ -211,8 +230,12 @@ def routing_warnings(df: pd.DataFrame, points: Sequence[Mapping[str, Any]]) -> l
     """What makes cells meant to be comparable not comparable: answers from another model
     than the one asked (OpenRouter's fallback), and cells of one parameter point served by
     different providers (unpinned routing spreads them)."""
-    out = []
-    ok = df[df["error"].isna() & df["served_model"].notna()]
+    out: list[str] = []
+    axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in df]
+    keys = ["model", *(a for a in axes if a != "model")]
+    # only the columns looked at: a filtered copy of the whole frame is as big as the frame
+    ok = df.loc[df["error"].isna() & df["served_model"].notna(),
+                list(dict.fromkeys([*keys, "served_model", "provider"]))]  # fmt: skip
     if not len(ok):
         return out
 
@@ -225,9 +248,7 @@ def routing_warnings(df: pd.DataFrame, points: Sequence[Mapping[str, Any]]) -> l
             f"{len(other)} cells were answered by another model than the one asked "
             f"(fallback): {said}. Compare like with like: drop them, or keep fallbacks off."
         )
-    axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in ok]
-    keys = ["model", *(a for a in axes if a != "model")]
-    served = ok[ok["provider"].notna()]
+    served = ok.loc[ok["provider"].notna(), list(dict.fromkeys([*keys, "provider"]))]
     if len(served):
         spread = served.astype({k: str for k in keys}).groupby(keys, dropna=False)["provider"]
         mixed = spread.nunique()

@@ -14,14 +14,14 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client import Throttle
 from ..config import resolve_budget
 from ..errors import APIError, BudgetExceeded, RequestError
 from ..params import flat
 from ..result import Result
-from ..stop import AdaptiveScheduler, CIWidth, Decided, Rule
+from ..stop import CIWidth, Decided, Rule
 from .cells import Cell, SweepLike, plan_frame, point_columns, status
 from .forecast import Forecast, cell_worst_usd, forecast
 from .results import (
@@ -34,6 +34,9 @@ from .results import (
     routing_warnings,
     score,
 )
+
+if TYPE_CHECKING:
+    from ..sequential import AdaptiveScheduler
 
 #: Cached cells are read this many at a time: the parsed responses and log rows of one chunk
 #: are alive at once, not those of the whole sweep.
@@ -195,6 +198,10 @@ class Runner:
         assert self.stop is not None
         worst = await cell_worst_usd(sweep.engine, sweep.cells)
         self.design = await forecast(sweep.engine, len(sweep.cells), sweep.cells, 0, 0)
+        # imported here, not at the top: it loads numpy, which `from mmlab import Lab` should
+        # not pay for unless a sweep samples adaptively
+        from ..sequential import AdaptiveScheduler
+
         return AdaptiveScheduler(
             plan_frame(sweep.cells),
             self.stop,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, RequestError
 from ..loop import run_sync
 from ..params import check_params, expand
-from ..stop import Rule, expected_share
+from ..stop import Rule
 from ..tags import nest
 from ..wire import canonical_json
 from .cells import build_cells, check_points, plan_frame, point_columns, prompt_table, status
@@ -151,6 +151,8 @@ class Sweep:
         kept = 0 if retry_errors else len(errors)
         out = await forecast(self.engine, len(self.cells), todo, len(cached), kept)
         if stop is not None:
+            from ..sequential import expected_share  # loads numpy: only when asked (see runner)
+
             out.adaptive_rule = str(stop)
             out.adaptive_share = await asyncio.to_thread(
                 expected_share,
