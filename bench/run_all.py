@@ -121,7 +121,9 @@ def main() -> None:
         (
             "usage summary over 1,000,000 calls",
             ", ".join(
-                f"{k.split('_')[2]} {v:.2f} s" for k, v in st.items() if k.startswith("summary")
+                f"{k.split('_')[2]} {v * 1000:.1f} ms"
+                for k, v in st.items()
+                if k.startswith("summary")
             ),
             "",
             "≤ 1 s",

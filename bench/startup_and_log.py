@@ -109,7 +109,7 @@ def main() -> dict[str, float]:
         summary = summary_seconds(Path(tmp))
     print(
         f"usage summary over {ROWS:,} logged calls: "
-        + ", ".join(f"by {k} {v:.2f} s" for k, v in summary.items())
+        + ", ".join(f"by {k} {v * 1000:.1f} ms" for k, v in summary.items())
         + " (goal <= 1 s)"
     )
     return {
