@@ -404,6 +404,9 @@ def scaling_curve(curve: Any) -> go.Figure:
         rows=1,
         cols=2,
         column_widths=[0.68, 0.32],
+        # wide enough that the cost axis title (right of the left panel) and the truncation
+        # axis title (left of the right panel) do not print over each other
+        horizontal_spacing=0.3,
         specs=[[{"secondary_y": True}, {}]],
         subplot_titles=("Accuracy and cost vs. reasoning used", "Truncation by budget"),
     )
@@ -475,15 +478,20 @@ def at_k(table: pd.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = _figure("pass@k and maj@k against k", "k (samples per problem)", "share of problems")
-    for i, ((metric, budget), part) in enumerate(table.groupby(["metric", "budget"], sort=True)):
+    # one colour per budget, solid for pass@k and dotted for maj@k: a budget's two lines
+    # read as a pair, and the legend groups them
+    budgets = list(dict.fromkeys(sorted(table["budget"].unique(), key=str)))
+    colour = {b: COLORS[i % len(COLORS)] for i, b in enumerate(budgets)}
+    for (budget, metric), part in table.groupby(["budget", "metric"], sort=True):
         fig.add_trace(
             go.Scatter(
                 x=part["k"],
                 y=part["estimate"],
                 mode="lines+markers",
-                name=f"{metric} · {budget}",
+                name=f"{metric}, budget {budget}",
+                legendgroup=str(budget),
                 line={"dash": "solid" if metric == "pass@k" else "dot",
-                      "color": COLORS[i % len(COLORS)]},  # fmt: skip
+                      "color": colour[budget]},  # fmt: skip
                 error_y=_error_bars(part["estimate"], part["ci_low"], part["ci_high"]),
             )
         )

@@ -294,6 +294,23 @@ def test_adaptive_notebook_draws_its_intervals(browser, jupyterlab):
     page.close()
 
 
+@pytest.mark.timeout(600)
+def test_scaling_notebook_draws_its_curves(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "06_test_time_scaling")
+    curve = page.locator(".js-plotly-plot", has_text="Test-time scaling over").first
+    curve.scroll_into_view_if_needed()
+    expect(curve.locator(".gtitle")).to_contain_text("reasoning.wait")
+    expect(curve.locator(".xtitle").first).to_contain_text("reasoning")
+    curve.screenshot(path=str(SHOTS / "06-scaling-curve.png"))
+    passk = page.locator(".js-plotly-plot", has_text="pass@k and maj@k").first
+    passk.scroll_into_view_if_needed()
+    expect(passk.locator(".xtitle").first).to_contain_text("k")
+    passk.screenshot(path=str(SHOTS / "06-pass-at-k.png"))
+    page.close()
+
+
 @pytest.mark.timeout(900)
 def test_providers_notebook_and_usage_dashboard(browser, jupyterlab):
     from playwright.sync_api import expect

@@ -64,6 +64,14 @@ def test_a_scaling_curve_in_one_call(curve, lab, standin, capsys):
     assert frontier["on_frontier"].any() and "budget" in frontier
     at_k = curve.at_k()
     assert set(at_k["metric"]) == {"pass@k", "maj@k"} and set(at_k["k"]) == {1, 2}
+    from mmlab import plots
+
+    lines = plots.at_k(at_k).data
+    assert len(lines) == 2 * 4  # pass@k and maj@k per budget
+    for a, b in zip(lines[::2], lines[1::2], strict=True):  # a budget's pair shares a colour
+        assert a.legendgroup == b.legendgroup and a.line.color == b.line.color
+        assert {a.line.dash, b.line.dash} == {"solid", "dot"}
+    assert len({t.line.color for t in lines}) == 4
     fig = curve.plot()
     assert fig.layout.xaxis.title.text.startswith("reasoning tokens used")
     assert fig.layout.yaxis.title.text.startswith("accuracy")
