@@ -35,6 +35,7 @@ from .engine import DEFAULT_ENDPOINT, Call, Engine
 from .errors import ConfigError
 from .ledger import Account, generation_record
 from .loop import run_sync
+from .pricing import NOT_BILLED
 from .probe import ProbeResult
 from .probe import analyse as probe_result
 from .probe import build as probe_sweep
@@ -309,7 +310,8 @@ class Lab(Engine):
                 return None
             record = generation_record(call, data, time.time())
             billed = record["total_cost"]
-            if call["cost_source"] in ("unknown", "computed") and billed is not None:
+            rebill = ("unknown", "computed", *NOT_BILLED)  # never a figure OpenRouter gave
+            if call["cost_source"] in rebill and billed is not None:
                 await asyncio.to_thread(self.store.rebill, call["call_id"], call["cache_key"],
                                         billed)  # fmt: skip
             return record

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .loop import run_sync
+from .wire import MAX_COUNT
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -39,12 +40,24 @@ ACCOUNT_TOLERANCE = 0.01
 
 
 def _number(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
+    """A finite, non-negative number from an untrusted record, else None."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
         return None
-    return float(x)
+    if abs(x) > MAX_COUNT:  # also keeps float() off ints too large for a double
+        return None
+    f = float(x)
+    return f if math.isfinite(f) and f >= 0 else None
+
+
+def _signed(x: Any) -> float | None:
+    """A finite number of either sign from an untrusted record, else None."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or abs(x) > MAX_COUNT:
+        return None
+    return float(x) if math.isfinite(x) else None
 
 
 def _count(x: Any) -> int | None:
+    """A token count from an untrusted record: a whole number SQLite can store, else None."""
     v = _number(x)
     return int(v) if v is not None and v == int(v) else None
 
@@ -151,8 +164,16 @@ class Account:
     async def __aexit__(self, *exc: object) -> None:
         self.ended = time.time()
         self.logged_usd, self.logged_calls = await asyncio.to_thread(
-            self.engine.store.spent_between, self.started, self.ended
-        )
+            self.engine.store.spent_between, self.started, self.ended,
+            self.engine.endpoint.identity,
+        )  # fmt: skip
+        if exc and exc[0] is not None:
+            # the block failed: one read, no waiting, and nothing here may replace its error
+            try:
+                self.after = await self._read()
+            except Exception as e:  # noqa: BLE001 - the block's own exception must surface
+                self.notes.append(f"the key could not be read after the failed block: {e}")
+            return
         deadline = time.monotonic() + self.settle_s
         wait = 0.25
         while True:
@@ -181,7 +202,8 @@ class Account:
         return {
             "usage": usage,
             "limit": _number(data.get("limit")),
-            "limit_remaining": _number(data.get("limit_remaining")),
+            # may be negative (a key that overshot its limit): None would read as "no limit"
+            "limit_remaining": _signed(data.get("limit_remaining")),
             "usage_daily": _number(data.get("usage_daily")),
         }
 

@@ -184,16 +184,24 @@ def cost_of(
     )
 
 
+#: Cost sources of replies nobody paid for (`zero_usage`); `Lab.reconcile` re-bills them if
+#: OpenRouter's generation record says otherwise.
+NOT_BILLED = ("provider_cache", "refund")
+
+
 def zero_usage(reply: Any, source: str) -> str:
     """The cost source of a reply whose usage is zeroed: never "free compute".
 
     ``provider_cache``: OpenRouter's response cache served it (``X-OpenRouter-Cache-Status:
     HIT``, or every counter 0 beside a non-empty answer — how a cache hit is reported): a
     repeat of an earlier response, billed nothing. ``refund``: no output at all and nothing
-    billed (zero-completion insurance). Anything else keeps `source`.
+    billed (zero-completion insurance). Both cost 0 (`NOT_BILLED`). A positive billed cost
+    always wins: the reply keeps `source` ("billed"). Anything else keeps `source`.
     """
     u = reply.usage
     produced = bool(reply.content or reply.reasoning)
+    if reply.billed_cost_usd:  # the provider says it charged: that is the figure, whatever else
+        return source
     if getattr(reply, "cache_status", None) == "HIT":
         return "provider_cache"
     if not reply.usage_reported:
@@ -214,11 +222,13 @@ def parse_models(body: Any, source: str) -> PriceTable:
     """
 
     def usd(value: Any) -> float | None:
+        # finite and >= 0, else None: a negative price (a tier, a per-request fee) would make
+        # a worst case negative and let a reservation shrink what a budget counts in flight
         try:
             x = float(value) if value not in (None, "") and not isinstance(value, bool) else None
         except (TypeError, ValueError):
             return None
-        return x if x is not None and math.isfinite(x) else None
+        return x if x is not None and math.isfinite(x) and x >= 0 else None
 
     def whole(value: Any, least: int = 1) -> int | None:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= least

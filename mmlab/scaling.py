@@ -84,9 +84,13 @@ class ScalingCurve:
             )
         if "accuracy" not in df or df["accuracy"].isna().all():
             return f"{len(df)} budgets; no scores (pass scorer=) to judge returns"
-        best = int(df["accuracy"].to_numpy().argmax())
-        # the first budget whose accuracy is inside the best budget's interval
-        knee = next(i for i in range(len(df)) if df["accuracy"].iloc[i] >= df["ci_low"].iloc[best])
+        acc = [-math.inf if math.isnan(a) else a for a in df["accuracy"].astype(float)]
+        best = acc.index(max(acc))
+        # the first budget whose accuracy is inside the best budget's interval (with no
+        # interval — one problem — the best budget itself)
+        low = df["ci_low"].iloc[best]
+        low = df["accuracy"].iloc[best] if math.isnan(low) else low
+        knee = next(i for i in range(len(df)) if df["accuracy"].iloc[i] >= low)
         used = df["reasoning_tokens"]
         if knee == len(df) - 1:
             return (
@@ -115,12 +119,22 @@ class ScalingCurve:
         df = self.result.df
         ks = list(ks or [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= self.k])
         frames = []
-        for k in ks:
-            p = analysis.pass_at_k(df, k, by=self.knob).assign(metric="pass@k")
-            frames.append(p)
-            if "answer" in df:
-                frames.append(analysis.maj_at_k(df, k, by=self.knob).assign(metric="maj@k"))
-        return pd.concat(frames, ignore_index=True).rename(columns={self.knob: "budget"})
+        for budget, part in df.groupby(self.knob, sort=True):
+            # a k above a budget's fewest scored samples of a problem (failed calls, or an
+            # adaptive run that stopped early) has no unbiased estimate: left out, not a crash
+            for k in (k for k in ks if k <= _fewest_samples(part)):
+                frames.append(analysis.pass_at_k(part, k).assign(metric="pass@k", budget=budget))
+                if "answer" in part:
+                    frames.append(analysis.maj_at_k(part, k).assign(metric="maj@k",
+                                                                   budget=budget))  # fmt: skip
+        if not frames:
+            return pd.DataFrame(columns=["budget", *analysis.AT_K_COLUMNS, "metric"])
+        out = pd.concat(frames, ignore_index=True)
+        # by k, pass@k before maj@k, budgets in order within (stable sort)
+        order = out["metric"].map({"pass@k": 0, "maj@k": 1})
+        out = out.iloc[pd.DataFrame({"k": out["k"], "m": order}).sort_values(
+            ["k", "m"], kind="stable").index].reset_index(drop=True)  # fmt: skip
+        return out[["budget", *(c for c in out.columns if c != "budget")]]
 
     def frontier(self) -> pd.DataFrame:
         """The cost-accuracy Pareto frontier across budgets (`mmlab.analysis.pareto_frontier`)."""
@@ -134,6 +148,12 @@ class ScalingCurve:
         from .plots import scaling_curve
 
         return scaling_curve(self)
+
+
+def _fewest_samples(part: pd.DataFrame) -> int:
+    """The fewest scored samples any problem has in `part` (0 when none is scored)."""
+    scored = part[part["error"].isna() & part["score"].notna()] if "score" in part else part[:0]
+    return int(scored.groupby("prompt_id").size().min()) if len(scored) else 0
 
 
 def curve_frame(
@@ -157,11 +177,16 @@ def curve_frame(
         t = tokens[(tokens[knob] == budget) & (tokens["metric"] == "reasoning_tokens")]
         c = tokens[(tokens[knob] == budget) & (tokens["metric"] == "cost_usd")]
         tr = trunc[trunc[knob] == budget]
-        if scored and len(part):
+        fewest = _fewest_samples(part) if scored else 0
+        if scored:
+            row.update(dict.fromkeys(("accuracy", "ci_low", "ci_high", "pass_at_k",
+                                      "pass_at_k_low", "pass_at_k_high"), math.nan))  # fmt: skip
+        if fewest:
             p1 = analysis.pass_at_k(part, 1).iloc[0]
+            row.update(accuracy=p1["estimate"], ci_low=p1["ci_low"], ci_high=p1["ci_high"])
+        if fewest >= k:  # else pass@k and maj@k have no unbiased estimate here: NaN
             pk = analysis.pass_at_k(part, k).iloc[0]
-            row.update(accuracy=p1["estimate"], ci_low=p1["ci_low"], ci_high=p1["ci_high"],
-                       pass_at_k=pk["estimate"], pass_at_k_low=pk["ci_low"],
+            row.update(pass_at_k=pk["estimate"], pass_at_k_low=pk["ci_low"],
                        pass_at_k_high=pk["ci_high"])  # fmt: skip
             if "answer" in part:
                 mk = analysis.maj_at_k(part, k).iloc[0]

@@ -1043,13 +1043,14 @@ class Store:
         df["ts"] = pd.to_datetime(df["ts"], unit="s", utc=True)
         return df
 
-    def spent_between(self, start: float, end: float) -> tuple[float, int]:
-        """USD spent by calls logged in [start, end] (any tag, any endpoint), and how many
-        calls that was: what a key's usage should have grown by meanwhile."""
+    def spent_between(self, start: float, end: float, endpoint: str) -> tuple[float, int]:
+        """USD spent by calls to `endpoint` (its identity) logged in [start, end], any tag,
+        and how many calls that was: what that endpoint's key should have grown by meanwhile
+        (calls to other endpoints are billed elsewhere, if at all)."""
         spent, n = self._log_read(
             "SELECT COALESCE(SUM(spent_usd), 0), COUNT(*) FROM calls "
-            "WHERE ts >= ? AND ts <= ? AND cache_status != 'hit'",
-            (start, end),
+            "WHERE ts >= ? AND ts <= ? AND cache_status != 'hit' AND endpoint = ?",
+            (start, end, endpoint),
         )[0]
         return float(spent), int(n)
 

@@ -10,6 +10,7 @@ parameters are declared in `mmlab.params`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,8 +160,29 @@ class Reply:
     """OpenRouter's ``X-OpenRouter-Cache-Status`` response header (HIT | MISS), if sent."""
 
 
+#: The largest count or cost a server reply may report: 2**53, the last integer a double
+#: holds exactly (far above any real figure, inside SQLite's INTEGER range); anything beyond
+#: is nonsense from an untrusted reply, read as not reported.
+MAX_COUNT = 2**53
+
+
 def _num(x: Any) -> int:
-    return int(x) if isinstance(x, int | float) and not isinstance(x, bool) else 0
+    """A token count from a reply: a finite, non-negative number in SQLite's range, else 0
+    (a server's NaN, infinity, negative or absurd count must not crash or poison the log)."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return 0
+    if isinstance(x, float) and not math.isfinite(x):
+        return 0
+    return int(x) if 0 <= x <= MAX_COUNT else 0
+
+
+def _cost(x: Any) -> float | None:
+    """A billed cost from a reply: finite and non-negative, else not reported (None) — a
+    negative cost would raise a budget's headroom, an infinite one end every later call."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    f = float(x) if abs(x) <= MAX_COUNT else math.inf
+    return f if math.isfinite(f) and f >= 0 else None
 
 
 def _details(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -186,9 +208,7 @@ def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
         reasoning_tokens=_num(_details(raw, "completion_tokens_details").get("reasoning_tokens")),
         cached_tokens=_num(cached),
     )
-    cost = raw.get("cost")
-    billed = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
-    return usage, billed
+    return usage, _cost(raw.get("cost"))
 
 
 def usage_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -216,7 +236,7 @@ def upstream_reason(metadata: Mapping[str, Any]) -> str | None:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             return raw.strip()[:MAX_REASON]
     if isinstance(raw, Mapping):
         inner = raw.get("error", raw)
@@ -514,11 +534,14 @@ class StreamAssembler:
     def _token_limit(self, err: Any, raw_usage: Mapping[str, Any] | None) -> bool:
         """MiniMax ends a stream whose thinking ate ``max_tokens`` with an error chunk that
         carries the usage: a truncated, billed reply, not a failure. Recognised by the error
-        coming after ``finish_reason: length`` (or saying "token limit") with usage attached."""
+        coming after ``finish_reason: length``, or by MiniMax's own words ("Token limit
+        reached"), with usage attached — not by any message mentioning a token limit ("...
+        token limit exceeds the context window" is a real error, and must not be cached)."""
         if not isinstance(err, Mapping) or raw_usage is None:
             return False
         message = str(err.get("message") or "")
-        if self.reply.finish_reason != "length" and "token limit" not in message.lower():
+        said = message.strip().rstrip(".").lower() == "token limit reached"
+        if self.reply.finish_reason != "length" and not said:
             return False
         self.reply.finish_reason = "length"
         self.reply.notice = message or "token limit reached"
@@ -565,6 +588,10 @@ def _merge_details(parts: list[Any]) -> list[Any]:
             and part.get("type") == "reasoning.text" == last.get("type")
             and part.get("index") == last.get("index")
         ):
+            texts = (last.get("text"), part.get("text"))
+            if not all(t is None or isinstance(t, str) for t in texts):
+                out.append(dict(part))  # a malformed fragment stays its own block, no crash
+                continue
             last["text"] = (last.get("text") or "") + (part.get("text") or "")
             if part.get("signature"):
                 last["signature"] = part["signature"]

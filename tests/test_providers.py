@@ -209,6 +209,16 @@ def test_the_response_cache_stays_off_and_zeroed_usage_is_not_free_compute(lab, 
     assert lab.chat("nothing came back").cost_source == "refund"
     sources = lab.calls()["cost_source"].tolist()
     assert sources[-3:] == ["provider_cache", "provider_cache", "refund"]
+    # a refund with no billed cost spends nothing: not a price computed from prompt tokens
+    unbilled = {**empty, "usage": {"prompt_tokens": 50_000, "completion_tokens": 0}}
+    standin.enqueue(Fault.raw(json.dumps(unbilled)))
+    r = lab.chat("nothing, and no cost said")
+    assert (r.cost_source, r.cost_usd, r.spent_usd) == ("refund", 0.0, 0.0)
+    # a cache HIT the provider says it billed keeps its billed cost
+    billed = {**body, "usage": {**zero, "cost": 0.5}}
+    standin.enqueue(Fault.raw(json.dumps(billed), headers={"X-OpenRouter-Cache-Status": "HIT"}))
+    r = lab.chat("a billed hit")
+    assert (r.cost_source, r.cost_usd) == ("billed", 0.5)
 
 
 def test_sweep_files_take_models_and_providers(routed):

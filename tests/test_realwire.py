@@ -223,3 +223,75 @@ def test_multi_turn_hands_reasoning_details_back(lab, standin, tmp_path):
     with pytest.raises(Exception, match="reasoning_details"):
         lab.chat(bad)
     assert len(standin.seen) == seen
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(
+    "usage, cost, prompt_tokens",
+    [
+        ({"cost": -100}, None, 43),  # a negative cost would raise the budget's headroom
+        ({"cost": float("inf")}, None, 43),  # an infinite one would end every later call
+        ({"cost": float("nan")}, None, 43),  # NaN would fail the log's NOT NULL
+        ({"prompt_tokens": 1e400}, 0.0004572, 0),  # parsed as inf by a lenient JSON reader
+        ({"prompt_tokens": 2**70}, 0.0004572, 0),  # beyond SQLite's INTEGER
+        ({"prompt_tokens": -5}, 0.0004572, 0),
+    ],
+)
+def test_absurd_usage_numbers_are_read_as_not_reported(strict, standin, stream, usage, cost,
+                                                       prompt_tokens):  # fmt: skip
+    bad = {**USAGE, **usage}
+    reply = {**chunk({"content": "12"}, "stop"), "usage": bad}
+    if stream:
+        body = sse(reply)
+    else:
+        msg = {"role": "assistant", "content": "12"}
+        body = json.dumps({**reply, "choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": msg}]})  # fmt: skip
+    standin.enqueue(Fault.raw(body, content_type="text/event-stream" if stream else None))
+    if not stream and ("Infinity" in body or "NaN" in body):
+        # not JSON: the whole-body parser is strict, so this is a bad reply, never a number
+        with pytest.raises(APIError, match="not JSON"):
+            strict.chat("What is 7 + 5?", stream=stream, max_tokens=64)
+        return
+    r = strict.chat("What is 7 + 5?", stream=stream, max_tokens=64)
+    assert r.content == "12" and r.usage.prompt_tokens == prompt_tokens
+    if cost is None:  # no billed figure: priced from the token counts, like an unbilled reply
+        assert r.cost_source == "computed" and 0 <= r.cost_usd < 0.01
+    else:
+        assert (r.cost_source, r.cost_usd) == ("billed", cost)
+    row = strict.calls().iloc[-1]
+    assert row["spent_usd"] == r.spent_usd >= 0
+
+
+def test_hostile_error_and_reasoning_shapes_stay_mmlab_errors(strict, standin):
+    nested = "[" * 100_000 + "]" * 100_000  # deeper than any JSON parser recurses
+    err = {"error": {"code": 502, "message": "Provider returned error",
+                     "metadata": {"raw": nested, "provider_name": "Minimax"}}}  # fmt: skip
+    standin.enqueue(Fault.raw(json.dumps(err), status=502))
+    with pytest.raises(APIError, match="Minimax"):
+        strict.chat("What is 7 + 5?")
+    # reasoning_details fragments whose text is not text: kept apart, no crash
+    body = sse(
+        chunk({"reasoning_details": [{"type": "reasoning.text", "index": 0, "text": "a"}]}),
+        chunk({"reasoning_details": [{"type": "reasoning.text", "index": 0, "text": 5}]}),
+        chunk({"content": "12"}, "stop", usage=USAGE),
+    )
+    standin.enqueue(Fault.raw(body))
+    r = strict.chat("What is 7 + 5?", stream=True)
+    assert r.content == "12" and [d["text"] for d in r.reasoning_details] == ["a", 5]
+
+
+def test_only_minimax_token_limit_words_make_an_error_chunk_a_truncation(strict, standin):
+    # another "token limit" error mid-stream, with usage but no finish "length": a real error,
+    # never cached as a truncated answer
+    body = sse(
+        chunk({"content": "partial"}),
+        {**chunk({"content": ""}), "error": {"code": 400, "message":
+         "Requested token limit exceeds the context window"}, "usage": USAGE},  # fmt: skip
+    )
+    standin.enqueue(Fault.raw(body))
+    with pytest.raises(APIError, match="context window"):
+        strict.chat("What is 7 + 5?", stream=True)
+    assert strict.calls()["error"].notna().all()
+    r = strict.chat("What is 7 + 5?", stream=True)  # nothing cached: asked again, answered
+    assert not r.cache_hit and len(standin.seen) == 2

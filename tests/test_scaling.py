@@ -286,3 +286,46 @@ def test_ignored_axes_needs_every_output_identical():
     assert ignored_axes(df, points) == [("stop", MIN_GROUPS * 2)]
     # fewer comparable groups than MIN_GROUPS prove nothing
     assert ignored_axes(df[df["prompt_id"] == "p4"], points) == []
+
+
+def test_a_curve_with_failed_calls_or_an_early_stop_still_comes_back(db):
+    from mmlab.retry import RetryPolicy
+    from mmlab.stop import max_repeats
+    from mmlab.testing import FaultRates
+
+    # calls that fail for good leave some problems with fewer samples than `repeats`: pass@k
+    # at k = repeats has no unbiased estimate there — NaN, not a crash after the money is spent
+    with StandIn(rates=FaultRates(unavailable=0.25, retry_after=0, seed=3)) as server:
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True,
+                  retry=RetryPolicy(max_retries=0))  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            curve = lab.scaling_curve(_problems(), budgets=[16, 128], knob="max_tokens",
+                                      repeats=3, scorer=scorers.final_answer,
+                                      progress=False)  # fmt: skip
+            assert curve.result.df["error"].notna().any()
+            assert curve.df["accuracy"].notna().all() and curve.df["pass_at_k"].isna().any()
+            at_k = curve.at_k()
+            assert set(at_k["k"]) <= {1, 2} and (at_k["k"] == 1).sum() == 4  # 2 budgets x 2
+            repr(curve)
+            # an adaptive curve stopped after one round: every problem has one sample
+            stopped = lab.scaling_curve(_problems(), budgets=[16, 128], knob="max_tokens",
+                                        repeats=3, scorer=scorers.final_answer, tag="stopped",
+                                        progress=False, stop=max_repeats(1))  # fmt: skip
+    assert stopped.df["pass_at_k"].isna().all() and stopped.df["accuracy"].notna().all()
+    assert set(stopped.at_k()["k"]) == {1}
+
+
+def test_the_verdict_of_a_one_problem_curve(lab):
+    # one problem: no bootstrap interval (NaN) — the verdict still reads the point estimates
+    import dataclasses
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one problem: too little to tell if the knob moved
+        curve = lab.scaling_curve(_problems()[:1], budgets=[16, 128], knob="max_tokens",
+                                  repeats=2, scorer=scorers.final_answer,
+                                  progress=False)  # fmt: skip
+    curve = dataclasses.replace(curve, knob_effect=None)  # judge returns, whatever the knob did
+    assert curve.df["ci_low"].isna().all() and curve.df["accuracy"].notna().all()
+    said = curve.verdict()
+    assert any(w in said for w in ("still rising", "no larger budget", "returns diminish")), said
