@@ -841,8 +841,9 @@ def cost_per_correct(
     answer). Its 95% interval (``usd_per_correct_ci_low`` / ``_high``) is a percentile
     bootstrap of that ratio that resamples problems (``prompt_id``) with replacement, all of a
     problem's samples together (Miller 2024, arXiv 2411.00640); rows when there is no
-    ``prompt_id``. ``accuracy_ci_*`` is a Wilson score interval per sample. ``ci_method`` names
-    both.
+    ``prompt_id``. ``accuracy`` is over scored samples (NaN scores — unscorable — are left
+    out of it, though their cost counts), with a Wilson score interval per sample in
+    ``accuracy_ci_*``. ``ci_method`` names both.
     """
     import numpy as np
     import pandas as pd
@@ -860,9 +861,12 @@ def cost_per_correct(
     )
     rows = []
     for group, part in _groups(data, keys):
+        # every call's cost counts (money was spent on an unscorable answer too), but the
+        # accuracy is over scored answers only, as pass@k reads it
+        scored = int(part["score"].notna().sum())
         correct = float(part["score"].fillna(0).sum())
         total = float(part[cost].fillna(0).sum())
-        lo, hi = wilson(int(correct), len(part))
+        lo, hi = wilson(round(correct), scored)
         sums = pd.DataFrame(
             {
                 "cost": part[cost].fillna(0).astype(float),
@@ -884,7 +888,7 @@ def cost_per_correct(
                 **group,
                 "n": len(part),
                 "correct": int(correct),
-                "accuracy": correct / len(part) if len(part) else math.nan,
+                "accuracy": correct / scored if scored else math.nan,
                 "accuracy_ci_low": lo,
                 "accuracy_ci_high": hi,
                 "total_usd": total,

@@ -175,6 +175,7 @@ NOT_PARAMETERS = frozenset(
         "truncated",
         "cache_hit",
         "provider",
+        "served_model",
         "reasoning_mode",
     }
 )
@@ -1289,7 +1290,7 @@ class AdaptiveScheduler:
 
 # --- simulation from a logged full grid --------------------------------------------------------
 def simulate(
-    full: pd.DataFrame,
+    full: Any,
     rule: Rule,
     *,
     repeats: int,
@@ -1300,11 +1301,14 @@ def simulate(
 ) -> pd.DataFrame:
     """Replay a logged full grid through the adaptive scheduler, `n_sims` times.
 
-    `full`: a finished, non-adaptive sweep with many repeats per cell: columns ``prompt_id``,
-    ``sample``, the metric column(s) (in [0, 1]; NaN/None = failed), optionally ``cost_usd``
-    and ``completion_tokens`` (missing ones count as 0), and the parameter columns. A cell is
-    (``prompt_id``, parameter point); `by` names the parameter columns (default: every column
-    that is not a known result column, see `NOT_PARAMETERS`, nor a metric).
+    `full`: a finished, non-adaptive sweep with many repeats per cell — its `SweepResult`
+    (then the parameter columns are the sweep's own), or a DataFrame with columns
+    ``prompt_id``, ``sample``, the metric column(s) (in [0, 1]; NaN/None = failed),
+    optionally ``cost_usd`` and ``completion_tokens`` (missing ones count as 0), and the
+    parameter columns. A cell is (``prompt_id``, parameter point); `by` names the parameter
+    columns (default: the sweep's, for a DataFrame every column that is not a known result
+    column, see `NOT_PARAMETERS`, nor a metric — pass `by` for a ``res.df``, whose prompt
+    columns such as ``answer`` would otherwise count as parameters).
 
     Each simulation plays the model by resampling, for each cell and each of `repeats`
     repeats, one of that cell's logged rows with replacement (score, cost and tokens
@@ -1324,6 +1328,9 @@ def simulate(
     """
     import pandas as pd
 
+    if isinstance(getattr(full, "df", None), pd.DataFrame) and hasattr(full, "parameters"):
+        by = by if by is not None else (list(full.parameters) or None)
+        full = full.df
     if not isinstance(full, pd.DataFrame) or not len(full):
         raise RequestError("full must be a non-empty DataFrame of logged results", "full")
     if not isinstance(rule, Rule):
@@ -1495,18 +1502,23 @@ def expected_share(
     *,
     repeats: int,
     point_columns: Sequence[str] | None = None,
+    usd_per_cell: float = 0.0,
     sims: int = 200,
     seed: int = 0,
 ) -> float:
     """The share of the fixed design's cells an adaptive run is expected to sample, before
     any data: the mean over `sims` simulated studies in which every parameter point's accuracy
     is drawn uniformly from [0, 1] and each problem's from a Beta around it (mean the point's
-    accuracy, concentration 4), scores are Bernoulli draws, and cells cost alike.
+    accuracy, concentration 4), every metric the rule reads is a Bernoulli draw from it, and
+    every cell costs `usd_per_cell` (the forecast's expected cost of a call: a `budget` rule
+    binds where the real one would).
 
     A prior expectation, not a promise: arms that differ a lot stop far sooner than this, arms
     that barely differ run to the full design (the worst case). Deterministic for a `seed`.
     """
     design = _Design(cells, rule, repeats, point_columns)
+    usd = _positive_number(usd_per_cell, "usd_per_cell", allow_zero=True)
+    metrics = list(design.metrics) or ["score"]
     rng = np.random.default_rng(seed)
     cols = list(design.point_columns)
     point_of = (
@@ -1524,10 +1536,11 @@ def expected_share(
         pair_point[problem_of] = point_of
         mean = accuracy[pair_point]
         p = rng.beta(mean * 4 + 0.05, (1 - mean) * 4 + 0.05)[problem_of]
-        scheduler = AdaptiveScheduler._from_design(design, 1.0)
+        scheduler = AdaptiveScheduler._from_design(design, usd)
         while ids := scheduler.next_round():
             for cell in ids:
                 i = pos_of_cell[cell]
-                scheduler.observe(cell, float(rng.random() < p[i]), 1.0)
+                draws = {m: float(rng.random() < p[i]) for m in metrics}
+                scheduler.observe(cell, draws, usd)
         shares.append(scheduler.summary()["call_share"])
     return float(np.mean(shares))

@@ -205,3 +205,45 @@ def test_sweep_files_take_a_stop_rule(arms, tmp_path):
     assert "adaptive (" in run.stdout and "decided(by='temperature'" in run.stdout
     assert "adaptive: decided" in run.stdout and "best: temperature=0.0" in run.stdout
     assert len(server.seen) < 12 * 2 * 20
+
+
+def test_the_live_scorer_sees_the_row_res_df_scores(arms):
+    lab, _ = arms
+    seen: list[dict] = []
+
+    def scorer(row):  # reads what only a full result row has
+        seen.append(dict(row))
+        assert row["model"] == "minimax/minimax-m1" and row["error"] is None
+        return scorers.final_answer(row) if row["cost_usd"] >= 0 else None
+
+    res = lab.sweep(PROBLEMS, grid(temperature=[0.0, 1.0]), repeats=8, tag="rows",
+                    scorer=scorer).run(stop=stop.decided(by="temperature"),
+                                       progress=False)  # fmt: skip
+    live = [r for r in seen if r.get("cell") is not None][: res.adaptive.cells]
+    frame_cols = set(res.df.columns) - {"score"}
+    assert frame_cols <= set(live[0]), frame_cols - set(live[0])
+    # the decisions used exactly the scores res.df holds
+    by_cell = {r["cell"]: scorer(r) for r in live}
+    assert all(res.df.set_index("cell")["score"][c] == v for c, v in by_cell.items())
+
+
+def test_a_rule_on_a_metric_no_sweep_reports_is_refused(arms):
+    lab, server = arms
+    with pytest.raises(RequestError, match="reasoning_tokens") as err:
+        _sweep(lab, repeats=4).run(stop=stop.ci_width(metric="reasoning_tokens", width=0.1))
+    assert err.value.field == "metric" and server.seen == []
+
+
+def test_simulate_a_rule_on_a_finished_sweep(arms):
+    from mmlab.sequential import simulate, summarize_simulations
+
+    lab, _ = arms
+    res = _sweep(lab, repeats=6, tag="grid").run(progress=False)  # the fixed, full grid
+    assert res.parameters == ["temperature"]
+    sims = simulate(res, stop.decided(by="temperature"), repeats=6, n_sims=40, seed=1)
+    s = summarize_simulations(sims)
+    # cells are (problem, temperature): 12 x 2, not split by the prompt table's gold answers
+    assert s["n_sims"] == 40 and s["call_share"] <= 1.0 and s["wrong_pick"] == 0.0
+    raw = simulate(res.df, stop.ci_width(width=0.5), repeats=6, n_sims=5, seed=1,
+                   by="temperature")  # fmt: skip
+    assert len(raw) == 5

@@ -435,3 +435,16 @@ def test_summarize_numbers_unchanged_and_every_interval_labelled():
     tr = truncation_rate(df, "max_tokens")
     assert tr["ci_method"].tolist() == ["Wilson score, per sample, 95%"] * 2
     assert tr["ci_low"].iloc[0] == pytest.approx(wilson(2, 4)[0])
+
+
+def test_cost_per_correct_leaves_unscorable_answers_out_of_the_accuracy():
+    from mmlab.analysis import cost_per_correct, wilson
+
+    df = pd.DataFrame({"prompt_id": ["a", "a", "b", "b"], "max_tokens": 64,
+                       "score": [1.0, float("nan"), 0.0, 1.0], "cost_usd": 0.01,
+                       "error": None})  # fmt: skip
+    row = cost_per_correct(df).iloc[0]
+    assert row["accuracy"] == pytest.approx(2 / 3)  # 2 correct of 3 scored, not of 4
+    assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx(wilson(2, 3))
+    assert row["total_usd"] == pytest.approx(0.04)  # the unscorable call was paid for
+    assert row["usd_per_correct"] == pytest.approx(0.02)

@@ -759,3 +759,18 @@ def test_pair_intervals_with_several_by_columns_and_without_decided():
     assert pairs.cs_method.iloc[0].endswith("split over 6 pairs, union bound; paired on prompt_id)")
     empty = AdaptiveScheduler(cells, ci_width(width=0.5), repeats=4).pair_intervals()
     assert len(empty) == 0 and list(empty.columns)[:4] == ["rule", "metric", "arm_a", "arm_b"]
+
+
+def test_expected_share_prices_cells_and_reads_any_metric_a_rule_names():
+    from mmlab.sequential import expected_share
+
+    cells = _cells(arms=("a", "b", "c"), problems=10, repeats=20)
+    kw = {"repeats": 20, "point_columns": ["arm"], "sims": 30}
+    alone = expected_share(cells, decided("arm"), **kw)
+    # a budget far above the design's cost changes nothing; one that covers a third of the
+    # cells caps the share near a third (it stops before a round would exceed it)
+    assert expected_share(cells, decided("arm") | budget(100.0), usd_per_cell=0.01, **kw) == alone
+    capped = expected_share(cells, decided("arm") | budget(2.0), usd_per_cell=0.01, **kw)
+    assert capped <= 200 / 600 and capped < alone
+    # a rule on another metric than the score is simulated, not refused
+    assert 0 < expected_share(cells, ci_width(metric="truncated", width=0.3, by="arm"), **kw) <= 1

@@ -18,6 +18,7 @@ from ..analysis import cost_per_correct, summarize, truncation_rate
 from ..params import column_value, flat
 from ..result import Response
 from ..wire import is_truncated
+from .cells import point_columns
 from .forecast import Forecast
 
 if TYPE_CHECKING:
@@ -114,6 +115,24 @@ class Columns:
             "served_model": text["model"],
             "reasoning_mode": text["reasoning_mode"],
         }
+
+
+def result_row(cell: Cell, done: Columns) -> dict[str, Any]:
+    """Finished cell `cell` as its row of ``res.df`` will read (what a scorer is given while
+    an adaptive sweep runs, so its live decisions score exactly what the frame scores)."""
+    i = cell.index
+    row: dict[str, Any] = {"cell": i, "prompt_id": cell.prompt_id}
+    row.update((k, v) for k, v in cell.row.items() if k not in ("prompt", "prompt_id"))
+    row["model"] = cell.call.model
+    row.update((k, column_value(v)) for k, v in flat(cell.point).items() if k != "model")
+    row["sample"] = cell.sample
+    row.update(done.response(i))
+    row["answer_tokens"] = max(row["completion_tokens"] - row["reasoning_tokens"], 0)
+    row.update((k, float(done.numbers[k][i])) for k in Columns.NUMBERS)
+    row["cache_hit"] = bool(done.hit[i])
+    row["error"] = None
+    row["cache_key"] = cell.call.key
+    return row
 
 
 def build_frame(
@@ -421,6 +440,12 @@ class SweepResult:
 
     def __repr__(self) -> str:
         return f"SweepResult({self.sweep.tag!r}: {self.stats})"
+
+    @property
+    def parameters(self) -> list[str]:
+        """The parameter columns of `df` this sweep varied or set (``temperature``,
+        ``provider.only``, ...): what `mmlab.sequential.simulate` groups cells by."""
+        return [c for c in point_columns(self.sweep.points) if c in self.df]
 
     @property
     def complete(self) -> bool:

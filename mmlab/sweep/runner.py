@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from ..client import Throttle
 from ..config import resolve_budget
 from ..errors import APIError, BudgetExceeded, RequestError
-from ..params import flat
 from ..result import Result
 from ..stop import CIWidth, Decided, Rule
 from .cells import Cell, SweepLike, plan_frame, point_columns, status
@@ -31,6 +30,7 @@ from .results import (
     SweepResult,
     build_frame,
     ignored_axes,
+    result_row,
     routing_warnings,
     score,
 )
@@ -77,6 +77,11 @@ class _InFlight:
         return True
 
 
+#: What a sweep's stopping rules can read of a finished cell: the scorer's score, and
+#: whether the reply was truncated (1.0) or not.
+STOP_METRICS = ("score", "truncated")
+
+
 def check_stop(sweep: SweepLike, stop: Any) -> None:
     """Refuse a stopping rule this sweep cannot run, before anything is sent."""
     if stop is None:
@@ -87,9 +92,16 @@ def check_stop(sweep: SweepLike, stop: Any) -> None:
             f"got {stop!r}",
             "stop",
         )
-    if sweep.scorer is None and any(
-        isinstance(r, CIWidth | Decided) and r.metric == "score" for r in stop.leaves()
-    ):
+    read = [r.metric for r in stop.leaves() if isinstance(r, CIWidth | Decided)]
+    unknown = sorted(set(read) - set(STOP_METRICS))
+    if unknown:
+        # any other metric would never be observed: the rule would silently never decide
+        raise RequestError(
+            f"a sweep's stop rules can read {', '.join(STOP_METRICS)}; got metric "
+            f"{', '.join(map(repr, unknown))}",
+            "metric",
+        )
+    if sweep.scorer is None and "score" in read:
         raise RequestError("stop rules read scores: give the sweep a scorer=", "scorer")
 
 
@@ -214,8 +226,7 @@ class Runner:
         """What the stopping rule reads of a finished cell (None: it failed)."""
         if not self.columns.done[cell.index]:
             return None
-        row = {**cell.row, "prompt_id": cell.prompt_id, "sample": cell.sample,
-               **flat(cell.point), **self.columns.response(cell.index)}  # fmt: skip
+        row = result_row(cell, self.columns)  # the row res.df will score: same decisions
         value = score(self.sweep.scorer, row) if self.sweep.scorer is not None else None
         return {"score": value, "truncated": float(row["truncated"])}
 

@@ -160,6 +160,8 @@ class Sweep:
                 stop,
                 repeats=self.repeats,
                 point_columns=point_columns(self.points),
+                # what a call is expected to cost, so a budget rule binds where it would
+                usd_per_cell=out.expected_usd / len(todo) if todo else 0.0,
             )
         return out
 
