@@ -57,8 +57,12 @@ if TYPE_CHECKING:
 _ANNOUNCED: set[tuple[str, str, str]] = set()
 
 
-def _named_endpoints(given: Mapping[str, Endpoint | str] | None) -> dict[str, Endpoint]:
-    """`Lab(endpoints=...)` checked: names to endpoints (a URL string becomes one)."""
+def _named_endpoints(
+    given: Mapping[str, Endpoint | str] | None, api_key: str | None, headers: dict[str, str]
+) -> dict[str, Endpoint]:
+    """`Lab(endpoints=...)` checked: names to endpoints (a URL string becomes one; an
+    OpenRouter URL gets the lab's key — its `api_key`, else ``OPENROUTER_API_KEY`` — and
+    app headers, the way the lab's own endpoint does)."""
     out: dict[str, Endpoint] = {}
     if given is None:
         return out
@@ -71,9 +75,10 @@ def _named_endpoints(given: Mapping[str, Endpoint | str] | None) -> dict[str, En
                 f"(the lab's own endpoint); got {name!r}"
             )
         if isinstance(value, str):
-            value = resolve_endpoint(value, None, {})
-            if is_openrouter_url(value.base_url):
-                value.api_key = env("OPENROUTER_API_KEY")
+            openrouter = is_openrouter_url(value)
+            key = (api_key or env("OPENROUTER_API_KEY")) if openrouter else None
+            value = resolve_endpoint(value, key, dict(headers) if openrouter else {})
+            if value.api_key:
                 register_secret(value.api_key)
         if not isinstance(value, Endpoint):
             raise ConfigError(f"endpoints[{name!r}] must be an Endpoint or a base URL")
@@ -144,12 +149,12 @@ class Lab(Engine):
                 tag = check_tag(tag)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        headers = {}
+        if app_url:
+            headers["HTTP-Referer"] = app_url
+        if app_title:
+            headers["X-OpenRouter-Title"] = app_title
         if endpoint is None:
-            headers = {}
-            if app_url:
-                headers["HTTP-Referer"] = app_url
-            if app_title:
-                headers["X-OpenRouter-Title"] = app_title
             endpoint = resolve_endpoint(
                 base_url, api_key, headers, replay=cache_mode == "replay"
             )
@@ -166,7 +171,7 @@ class Lab(Engine):
             retry=retry or RetryPolicy(),
             transport=transport,
             bundle_savings=bundle_savings,
-            endpoints=_named_endpoints(endpoints),
+            endpoints=_named_endpoints(endpoints, api_key, headers),
         )
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")
         if bundle is not None and self.cache_mode == "replay":

@@ -245,3 +245,16 @@ def test_bad_model_provider_and_endpoint_input(routed):
     with pytest.raises(RequestError):
         pin()
     assert server.seen == []
+
+
+def test_a_named_openrouter_url_uses_the_labs_own_key_and_headers(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    lab = Lab(api_key=FAKE_KEY, db=tmp_path / "k.db", app_title="my study", quiet=True,
+              endpoints={"or": "https://openrouter.ai/api/v1",
+                         "vllm": "http://127.0.0.1:9/v1"})  # fmt: skip
+    named = lab.endpoints["or"]
+    assert isinstance(named, OpenRouter) and named.api_key == FAKE_KEY
+    assert named.headers.get("X-OpenRouter-Title") == "my study"
+    # a self-hosted server is not handed the OpenRouter key
+    assert lab.endpoints["vllm"].api_key is None and FAKE_KEY not in repr(lab.endpoints)
+    lab.close()
