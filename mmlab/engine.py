@@ -27,7 +27,6 @@ from .loop import run_sync
 from .params import ROUTING, check_params
 from .pricing import (
     EMBEDDED,
-    NOT_BILLED,
     Price,
     PriceTable,
     cost_of,
@@ -411,9 +410,7 @@ class Engine:
             if reply.billed_cost_usd is None and not free:
                 price, table = await self.price_for(call.via, call.model)
             cost, source, ref = cost_of(reply.billed_cost_usd, reply.usage, price, table, free=free)
-            source = zero_usage(reply, source)
-            if source in NOT_BILLED:
-                cost = 0.0  # a provider cache hit or a refund: what OpenRouter charges is 0
+            cost, source = zero_usage(reply, cost, source)
         except Exception:  # noqa: BLE001 - pricing must never lose an answer that was paid for
             cost, source, ref = None, "unknown", None  # `reconcile` can bill it later
         result = Result.from_reply(

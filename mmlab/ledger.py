@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .loop import run_sync
-from .wire import MAX_COUNT
+from .wire import reported_number
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -39,26 +39,9 @@ COST_TOLERANCE = 1e-6
 ACCOUNT_TOLERANCE = 0.01
 
 
-def _number(x: Any) -> float | None:
-    """A finite, non-negative number from an untrusted record, else None."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    if abs(x) > MAX_COUNT:  # also keeps float() off ints too large for a double
-        return None
-    f = float(x)
-    return f if math.isfinite(f) and f >= 0 else None
-
-
-def _signed(x: Any) -> float | None:
-    """A finite number of either sign from an untrusted record, else None."""
-    if isinstance(x, bool) or not isinstance(x, int | float) or abs(x) > MAX_COUNT:
-        return None
-    return float(x) if math.isfinite(x) else None
-
-
 def _count(x: Any) -> int | None:
     """A token count from an untrusted record: a whole number SQLite can store, else None."""
-    v = _number(x)
+    v = reported_number(x)
     return int(v) if v is not None and v == int(v) else None
 
 
@@ -72,7 +55,8 @@ def generation_record(call: Mapping[str, Any], data: Any, now: float) -> dict[st
     ``disagreements`` (a JSON list of ``{field, logged, recorded}``; empty: they agree)."""
     data = data if isinstance(data, Mapping) else {}
     ms = 1000.0
-    latency, gen_time = _number(data.get("latency")), _number(data.get("generation_time"))
+    latency = reported_number(data.get("latency"))
+    gen_time = reported_number(data.get("generation_time"))
     record = {
         "call_id": call["call_id"],
         "generation_id": call["generation_id"],
@@ -83,8 +67,8 @@ def generation_record(call: Mapping[str, Any], data: Any, now: float) -> dict[st
         "native_completion_tokens": _count(data.get("native_tokens_completion")),
         "native_reasoning_tokens": _count(data.get("native_tokens_reasoning")),
         "native_cached_tokens": _count(data.get("native_tokens_cached")),
-        "total_cost": _number(data.get("total_cost")),
-        "cache_discount": _number(data.get("cache_discount")),
+        "total_cost": reported_number(data.get("total_cost")),
+        "cache_discount": reported_number(data.get("cache_discount")),
         "latency_s": None if latency is None else latency / ms,
         "generation_time_s": None if gen_time is None else gen_time / ms,
         "finish_reason": _text(data.get("finish_reason")),
@@ -196,15 +180,15 @@ class Account:
         if self.engine.cache_mode == "replay":
             raise ConfigError("account talks to the network; not in replay mode")
         status, data = await endpoint.key_info(self.engine.http)
-        usage = _number(data.get("usage")) if isinstance(data, Mapping) else None
+        usage = reported_number(data.get("usage")) if isinstance(data, Mapping) else None
         if status != 200 or usage is None:
             raise ConfigError(f"GET /key did not report the key's usage (HTTP {status})")
         return {
             "usage": usage,
-            "limit": _number(data.get("limit")),
+            "limit": reported_number(data.get("limit")),
             # may be negative (a key that overshot its limit): None would read as "no limit"
-            "limit_remaining": _signed(data.get("limit_remaining")),
-            "usage_daily": _number(data.get("usage_daily")),
+            "limit_remaining": reported_number(data.get("limit_remaining"), signed=True),
+            "usage_daily": reported_number(data.get("usage_daily")),
         }
 
     @property

@@ -189,28 +189,28 @@ def cost_of(
 NOT_BILLED = ("provider_cache", "refund")
 
 
-def zero_usage(reply: Any, source: str) -> str:
-    """The cost source of a reply whose usage is zeroed: never "free compute".
+def zero_usage(reply: Any, cost: float | None, source: str) -> tuple[float | None, str]:
+    """The cost and cost source of a reply whose usage is zeroed: never "free compute".
 
     ``provider_cache``: OpenRouter's response cache served it (``X-OpenRouter-Cache-Status:
     HIT``, or every counter 0 beside a non-empty answer — how a cache hit is reported): a
     repeat of an earlier response, billed nothing. ``refund``: no output at all and nothing
     billed (zero-completion insurance). Both cost 0 (`NOT_BILLED`). A positive billed cost
-    always wins: the reply keeps `source` ("billed"). Anything else keeps `source`.
+    always wins: the reply keeps `cost` and `source` ("billed"), as does anything else.
     """
     u = reply.usage
     produced = bool(reply.content or reply.reasoning)
     if reply.billed_cost_usd:  # the provider says it charged: that is the figure, whatever else
-        return source
+        return cost, source
     if getattr(reply, "cache_status", None) == "HIT":
-        return "provider_cache"
+        return 0.0, "provider_cache"
     if not reply.usage_reported:
-        return source
+        return cost, source
     if u.prompt_tokens == 0 and u.completion_tokens == 0 and produced:
-        return "provider_cache"
-    if u.completion_tokens == 0 and not produced and not reply.billed_cost_usd:
-        return "refund"
-    return source
+        return 0.0, "provider_cache"
+    if u.completion_tokens == 0 and not produced:
+        return 0.0, "refund"
+    return cost, source
 
 
 def parse_models(body: Any, source: str) -> PriceTable:

@@ -129,12 +129,10 @@ class ScalingCurve:
                                                                    budget=budget))  # fmt: skip
         if not frames:
             return pd.DataFrame(columns=["budget", *analysis.AT_K_COLUMNS, "metric"])
+        # by k, pass@k before maj@k, budgets in order within (a stable sort keeps them)
         out = pd.concat(frames, ignore_index=True)
-        # by k, pass@k before maj@k, budgets in order within (stable sort)
-        order = out["metric"].map({"pass@k": 0, "maj@k": 1})
-        out = out.iloc[pd.DataFrame({"k": out["k"], "m": order}).sort_values(
-            ["k", "m"], kind="stable").index].reset_index(drop=True)  # fmt: skip
-        return out[["budget", *(c for c in out.columns if c != "budget")]]
+        out = out.sort_values("k", kind="stable", key=lambda k: k * 2 + (out["metric"] == "maj@k"))
+        return out[["budget", *(c for c in out.columns if c != "budget")]].reset_index(drop=True)
 
     def frontier(self) -> pd.DataFrame:
         """The cost-accuracy Pareto frontier across budgets (`mmlab.analysis.pareto_frontier`)."""

@@ -123,13 +123,13 @@ from .stop import (
     Decided,
     MaxRepeats,
     Rule,
-    _check_alpha,
-    _check_method,
-    _check_metric,
-    _method_text,
-    _norm_by,
-    _positive_number,
-    _unit,
+    check_alpha,
+    check_method,
+    check_metric,
+    method_text,
+    norm_by,
+    positive_number,
+    unit_number,
 )
 
 if TYPE_CHECKING:
@@ -223,8 +223,8 @@ class ConfidenceSequence:
     """
 
     def __init__(self, alpha: float = 0.05, method: str = "betting") -> None:
-        self.alpha = _check_alpha(alpha)
-        self.method = _check_method(method)
+        self.alpha = check_alpha(alpha)
+        self.method = check_method(method)
         self._n = 0
         self._sum = 0.0
         self._mu = 0.5  # regularised running mean mu_{t-1}
@@ -244,7 +244,7 @@ class ConfidenceSequence:
     # -- updates
     def update(self, x: float) -> None:
         """Add one observation in [0, 1]."""
-        self._add(np.array([_unit(x, "x")]))
+        self._add(np.array([unit_number(x, "x")]))
 
     def extend(self, xs: Iterable[float]) -> None:
         """Add observations one at a time, in order (each gets its own bet)."""
@@ -362,7 +362,7 @@ class ConfidenceSequence:
     @property
     def method_text(self) -> str:
         """One line naming the method, its source and alpha, for reports."""
-        return _method_text(self.method, self.alpha)
+        return method_text(self.method, self.alpha)
 
     def __repr__(self) -> str:
         return (
@@ -787,7 +787,7 @@ class _Design:
             points = tuple(c for c in self.frame.columns if c not in NOT_PARAMETERS)
         else:
             # no parameter columns (a sweep of prompts × repeats): one group of every cell
-            points = _norm_by(list(point_columns), required=False) if point_columns else ()
+            points = norm_by(list(point_columns), required=False) if point_columns else ()
             points = points or ()
             self._check_columns(points, "point_columns")
         self.point_columns = points
@@ -875,7 +875,7 @@ class AdaptiveScheduler:
     ) -> None:
         design = _Design(cells, rule, repeats, point_columns)
         if worst_usd_per_cell is not None and not callable(worst_usd_per_cell):
-            worst_usd_per_cell = _positive_number(
+            worst_usd_per_cell = positive_number(
                 worst_usd_per_cell, "worst_usd_per_cell", allow_zero=True
             )
         self._setup(design, worst_usd_per_cell)
@@ -959,7 +959,7 @@ class AdaptiveScheduler:
         if self._observed[pos]:
             raise RequestError(f"cell {cell} was already observed", "cell")
         values = self._parse_score(score)
-        cost = 0.0 if usd is None else _positive_number(usd, "usd", allow_zero=True)
+        cost = 0.0 if usd is None else positive_number(usd, "usd", allow_zero=True)
         for m, v in values.items():
             self._values[m][pos] = v
         self._usd[pos] = cost
@@ -1067,7 +1067,7 @@ class AdaptiveScheduler:
         if callable(worst):
             total = 0.0
             for c in self._d.ids[pos]:
-                total += _positive_number(worst(int(c)), "worst_usd_per_cell", allow_zero=True)
+                total += positive_number(worst(int(c)), "worst_usd_per_cell", allow_zero=True)
             return total
         return worst * pos.size
 
@@ -1337,7 +1337,7 @@ def simulate(
         raise RequestError(f"rule must be a stopping rule, got {rule!r}", "rule")
     if isinstance(n_sims, bool) or not isinstance(n_sims, int | np.integer) or n_sims < 1:
         raise RequestError(f"n_sims must be an integer >= 1, got {n_sims!r}", "n_sims")
-    _check_metric(metric)
+    check_metric(metric)
     rule_metrics = list(
         dict.fromkeys(leaf.metric for leaf in rule.leaves() if isinstance(leaf, CIWidth | Decided))
     )
@@ -1349,7 +1349,7 @@ def simulate(
         skip = NOT_PARAMETERS | set(columns.values()) | {metric}
         points = tuple(c for c in full.columns if c not in skip)
     else:
-        points = _norm_by(by, required=False) or ()
+        points = norm_by(by, required=False) or ()
         for c in points:
             if c not in full.columns:
                 raise RequestError(f"by: full has no column {c!r}", "by")
@@ -1517,7 +1517,7 @@ def expected_share(
     that barely differ run to the full design (the worst case). Deterministic for a `seed`.
     """
     design = _Design(cells, rule, repeats, point_columns)
-    usd = _positive_number(usd_per_cell, "usd_per_cell", allow_zero=True)
+    usd = positive_number(usd_per_cell, "usd_per_cell", allow_zero=True)
     metrics = list(design.metrics) or ["score"]
     rng = np.random.default_rng(seed)
     cols = list(design.point_columns)

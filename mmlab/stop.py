@@ -23,7 +23,7 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import RequestError
 
@@ -47,7 +47,8 @@ UNITS = ("cell", "round")
 
 
 # --- validation shared with mmlab.sequential ---------------------------------------------------
-def _check_alpha(alpha: Any) -> float:
+def check_alpha(alpha: Any) -> float:
+    """`alpha` as a float in (0, 1), else RequestError naming ``alpha``."""
     try:
         a = float(alpha)
     except (TypeError, ValueError):
@@ -57,13 +58,15 @@ def _check_alpha(alpha: Any) -> float:
     return a
 
 
-def _check_method(method: Any) -> str:
+def check_method(method: Any) -> str:
+    """`method`, one of `METHODS`, else RequestError naming ``method``."""
     if method not in METHODS:
         raise RequestError(f"method must be one of {METHODS}, got {method!r}", "method")
     return str(method)
 
 
-def _unit(x: Any, field: str) -> float:
+def unit_number(x: Any, field: str) -> float:
+    """`x` as a float in [0, 1], else RequestError naming `field`."""
     try:
         f = float(x)
     except (TypeError, ValueError):
@@ -73,7 +76,8 @@ def _unit(x: Any, field: str) -> float:
     return f
 
 
-def _method_text(method: str, alpha: float) -> str:
+def method_text(method: str, alpha: float) -> str:
+    """How an interval of `method` at level `alpha` is described (its ``cs_method``)."""
     if method == "betting":
         return (
             "betting CS (Waudby-Smith & Ramdas 2024, hedged capital, predictable plug-in), "
@@ -86,7 +90,8 @@ def _method_text(method: str, alpha: float) -> str:
 
 
 # --- stopping rules ----------------------------------------------------------------------------
-def _norm_by(by: Any, *, required: bool) -> tuple[str, ...] | None:
+def norm_by(by: Any, *, required: bool) -> tuple[str, ...] | None:
+    """A rule's ``by`` as a tuple of column names (None when not given and not `required`)."""
     if by is None:
         if required:
             raise RequestError("by is required: the column(s) that define the arms", "by")
@@ -104,13 +109,15 @@ def _check_unit(unit: Any) -> None:
         raise RequestError(f"unit must be one of {UNITS}, got {unit!r}", "unit")
 
 
-def _check_metric(metric: Any) -> None:
+def check_metric(metric: Any) -> None:
+    """A metric is a non-empty column name, else RequestError naming ``metric``."""
     if not isinstance(metric, str) or not metric:
         hint = " (did you mean width=...?)" if isinstance(metric, int | float) else ""
         raise RequestError(f"metric must be a column name, got {metric!r}{hint}", "metric")
 
 
-def _positive_number(value: Any, name: str, *, allow_zero: bool = False) -> float:
+def positive_number(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """`value` as a finite float > 0 (>= 0 with `allow_zero`), else RequestError naming `name`."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -174,15 +181,15 @@ class CIWidth(Rule):
     unit: str = "cell"
 
     def __post_init__(self) -> None:
-        _check_metric(self.metric)
+        check_metric(self.metric)
         _check_unit(self.unit)
-        width = _positive_number(self.width, "width")
+        width = positive_number(self.width, "width")
         if width >= 1:  # every metric lives in [0, 1]: such a width is met before any data
             raise RequestError(f"width must be in (0, 1), got {self.width!r}", "width")
         object.__setattr__(self, "width", width)
-        object.__setattr__(self, "by", _norm_by(self.by, required=False))
-        object.__setattr__(self, "alpha", _check_alpha(self.alpha))
-        _check_method(self.method)
+        object.__setattr__(self, "by", norm_by(self.by, required=False))
+        object.__setattr__(self, "alpha", check_alpha(self.alpha))
+        check_method(self.method)
 
     def __str__(self) -> str:
         metric = "" if self.metric == "score" else f"metric={self.metric!r}, "
@@ -238,17 +245,17 @@ class Decided(Rule):
     unit: str = "cell"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "by", _norm_by(self.by, required=True))
-        _check_metric(self.metric)
+        object.__setattr__(self, "by", norm_by(self.by, required=True))
+        check_metric(self.metric)
         _check_unit(self.unit)
-        object.__setattr__(self, "alpha", _check_alpha(self.alpha))
+        object.__setattr__(self, "alpha", check_alpha(self.alpha))
         if self.margin is not None:
             object.__setattr__(
-                self, "margin", _positive_number(self.margin, "margin", allow_zero=True)
+                self, "margin", positive_number(self.margin, "margin", allow_zero=True)
             )
         if not isinstance(self.maximize, bool):
             raise RequestError(f"maximize must be True or False, got {self.maximize!r}", "maximize")
-        _check_method(self.method)
+        check_method(self.method)
 
     def __str__(self) -> str:
         extra = "" if self.metric == "score" else f", metric={self.metric!r}"
@@ -271,7 +278,7 @@ class Budget(Rule):
     usd: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "usd", _positive_number(self.usd, "budget", allow_zero=True))
+        object.__setattr__(self, "usd", positive_number(self.usd, "budget", allow_zero=True))
 
     def __str__(self) -> str:
         return f"budget(${self.usd:g})"
@@ -295,10 +302,12 @@ class MaxRepeats(Rule):
 
 
 @dataclass(frozen=True)
-class AnyOf(Rule):
-    """Stop as soon as any of `rules` says stop (built by ``a | b``)."""
+class _Combined(Rule):
+    """Rules combined by an operator (`AnyOf`, `AllOf`)."""
 
     rules: tuple[Rule, ...]
+    #: How `__str__` joins the rules.
+    OP: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         _check_children(self.rules)
@@ -308,28 +317,25 @@ class AnyOf(Rule):
         return [leaf for r in self.rules for leaf in r.leaves()]
 
     def __str__(self) -> str:
-        return "(" + " | ".join(map(str, self.rules)) + ")"
+        return "(" + f" {self.OP} ".join(map(str, self.rules)) + ")"
 
 
 @dataclass(frozen=True)
-class AllOf(Rule):
+class AnyOf(_Combined):
+    """Stop as soon as any of `rules` says stop (built by ``a | b``)."""
+
+    OP: ClassVar[str] = "|"
+
+
+@dataclass(frozen=True)
+class AllOf(_Combined):
     """Stop once all of `rules` have said stop (built by ``a & b``).
 
     A rule that is satisfied stays satisfied; while the others are not, the cells they need
     are sampled (all cells if none of them restricts sampling, e.g. `max_repeats`).
     """
 
-    rules: tuple[Rule, ...]
-
-    def __post_init__(self) -> None:
-        _check_children(self.rules)
-
-    def leaves(self) -> list[Rule]:
-        """The simple rules inside this one, left to right."""
-        return [leaf for r in self.rules for leaf in r.leaves()]
-
-    def __str__(self) -> str:
-        return "(" + " & ".join(map(str, self.rules)) + ")"
+    OP: ClassVar[str] = "&"
 
 
 def _check_children(rules: Any) -> None:

@@ -166,23 +166,20 @@ class Reply:
 MAX_COUNT = 2**53
 
 
-def _num(x: Any) -> int:
-    """A token count from a reply: a finite, non-negative number in SQLite's range, else 0
-    (a server's NaN, infinity, negative or absurd count must not crash or poison the log)."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return 0
-    if isinstance(x, float) and not math.isfinite(x):
-        return 0
-    return int(x) if 0 <= x <= MAX_COUNT else 0
-
-
-def _cost(x: Any) -> float | None:
-    """A billed cost from a reply: finite and non-negative, else not reported (None) — a
-    negative cost would raise a budget's headroom, an infinite one end every later call."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
+def reported_number(x: Any, *, signed: bool = False) -> float | None:
+    """A number from an untrusted reply or record: finite, at most `MAX_COUNT` in size and,
+    unless `signed`, >= 0 — else None (not reported). A server's negative cost would raise a
+    budget's headroom, an infinite one end every later call, NaN or 1e400 lose the row."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or abs(x) > MAX_COUNT:
         return None
-    f = float(x) if abs(x) <= MAX_COUNT else math.inf
-    return f if math.isfinite(f) and f >= 0 else None
+    f = float(x)
+    return f if math.isfinite(f) and (signed or f >= 0) else None
+
+
+def _num(x: Any) -> int:
+    """A token count from a reply (`reported_number`), 0 when not reported."""
+    v = reported_number(x)
+    return int(v) if v is not None else 0
 
 
 def _details(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -208,7 +205,7 @@ def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
         reasoning_tokens=_num(_details(raw, "completion_tokens_details").get("reasoning_tokens")),
         cached_tokens=_num(cached),
     )
-    return usage, _cost(raw.get("cost"))
+    return usage, reported_number(raw.get("cost"))
 
 
 def usage_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -173,11 +173,12 @@ def build_frame(
     cols["cache_key"] = column(c.call.key for c in cells)
     df = pd.DataFrame(cols)
     if scorer is not None:
-        df["score"] = [
-            None if row["error"] is not None else score(scorer, row)
-            for row in df.to_dict("records")
-        ]
-        df["score"] = df["score"].astype(float)
+        # the same rows an adaptive run's live scorer is given (`result_row`), built per cell
+        # rather than through df.to_dict, which would copy the whole frame into dicts at once
+        df["score"] = pd.Series(
+            [score(scorer, result_row(c, done)) if done.done[c.index] else None for c in cells],
+            dtype=float,
+        )
     return df
 
 
