@@ -13,6 +13,7 @@ import pytest
 from mmlab import analysis, scorers
 from mmlab.analysis import (
     accuracy_vs_reasoning,
+    at_k,
     cons_at_k,
     cost_per_correct,
     maj_at_k,
@@ -160,7 +161,7 @@ def test_maj_at_k_matches_enumeration_of_all_subsets(tie):
 
 def test_maj_at_k_exact_integer_path_matches_too(monkeypatch):
     # Past _FLOAT_MAX_N samples the counts are kept in Python integers; force that path here.
-    monkeypatch.setattr(analysis, "_FLOAT_MAX_N", 0)
+    monkeypatch.setattr(at_k, "_FLOAT_MAX_N", 0)
     rng = np.random.default_rng(9)
     problems = [["1000", "7", "7", None, "1000", "13", "1000", "7"], ["7", "1000", None, "13"]]
     df = vote_frame(problems, "1000", rng)
