@@ -34,5 +34,5 @@ def fill_cache(lab: Any, calls: Iterable[Any], response: str | None = None) -> i
         CacheEntry(c.key, lab.endpoint.identity, lab.model, c.sample, c.material_json, text, 0.0)
         for c in calls
     ]
-    lab.store.cache_put(entries)
+    lab.engine.store.cache_put(entries)
     return len(text) * len(entries)

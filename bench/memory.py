@@ -36,7 +36,7 @@ SETUP = textwrap.dedent(f"""
         size += len(text)
         rows.append(CacheEntry(c.call.key, lab.endpoint.identity, lab.model, c.sample,
                                c.call.material_json, text, 0.0))
-    lab.store.cache_put(rows)
+    lab.engine.store.cache_put(rows)
     print(size)
 """)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 from mmlab import Lab
-from mmlab.store import CALL_COLUMNS
+from mmlab.store import CallRow
 
 ROWS = 1_000_000
 
@@ -77,14 +76,11 @@ def summary_seconds(tmp: Path) -> dict[str, float]:
                 "retries": 0,
                 "status": 200,
             }
-            yield [row.get(c) for c in CALL_COLUMNS]
+            yield CallRow(**row)
 
-    # Filled straight through sqlite3, as a long-lived log would be: the store's triggers
-    # keep the usage roll-up that the summary reads.
-    marks = ", ".join("?" * len(CALL_COLUMNS))
-    insert = f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({marks})"
-    with sqlite3.connect(tmp / "big.db") as conn:
-        conn.executemany(insert, rows())
+    # Filled in bulk through the store, as a long-lived log would be: its triggers keep the
+    # usage roll-up that the summary reads.
+    assert lab.engine.store.append_calls(rows()) == ROWS
     out = {}
     for by in ("day", "model", "tag", "endpoint", "provider"):
         best = float("inf")

@@ -6,8 +6,11 @@
     r.content, r.reasoning, r.usage.reasoning_tokens, r.cost_usd, r.cache_hit
     lab.calls()                       # the usage log as a DataFrame
 
-The implementation lives in small modules; this file is the public face. Names are imported
-on first use so that ``import mmlab`` stays fast (pandas, httpx and plotly load lazily).
+The implementation lives in small modules; this file is the public face. Names and
+submodules are imported on first use, so that ``import mmlab`` stays fast (pandas, httpx,
+numpy and plotly load when something needs them) and ``mmlab.stop.decided(...)`` works after
+a bare ``import mmlab``. The public names are listed once, in `_EXPORTS`; the type checkers'
+copy below is kept in sync by a test.
 """
 
 from __future__ import annotations
@@ -53,20 +56,30 @@ _EXPORTS: dict[str, str] = {
     "setup_notebook": "mmlab.plots",
 }
 
+#: The public submodules, reachable as ``mmlab.<name>`` after ``import mmlab``.
+SUBMODULES = (
+    "analysis", "bundle", "cachekey", "config", "endpoints", "engine", "errors", "fields",
+    "ledger", "params", "plots", "pricing", "probe", "problems", "reference", "result",
+    "scaling", "scorers", "sequential", "stop", "store", "sweep", "testing", "widgets",
+)  # fmt: skip
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in SUBMODULES:
+        value = importlib.import_module(f"mmlab.{name}")
+    else:
         raise AttributeError(f"module 'mmlab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | set(SUBMODULES))
 
 
 if TYPE_CHECKING:

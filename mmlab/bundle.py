@@ -34,9 +34,9 @@ from . import jsonfast
 from .cachekey import KEY_VERSION, cache_key
 from .config import env
 from .errors import BundleError, MmlabError
+from .fields import check_response
 from .params import check_params
 from .redaction import redact
-from .result import check_response
 from .store import CacheEntry, Store
 from .wire import canonical_json, check_messages
 

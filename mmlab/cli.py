@@ -158,8 +158,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"model    : {lab.model}")
     print(f"identity : {lab.endpoint.identity}")
     print(
-        f"database : {lab.store.path} (cache {lab.cache_mode}; paid rows "
-        f"synchronous={lab.store.durability()})"
+        f"database : {lab.db} (cache {lab.cache_mode}; paid rows "
+        f"synchronous={lab.engine.store.durability()})"
     )
     if lab.cache_mode == "replay":
         print("replay mode: no network check")
@@ -198,7 +198,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if output is not None and Path(output).suffix not in (".parquet", ".csv"):
         raise ConfigError(f"output must end in .parquet or .csv; got {output}")
     lab = Lab(model=spec.get("model"), base_url=spec.get("base_url"), db=args.db, cache=args.cache)
-    sweep = sweep_from_spec(spec, lab)
+    sweep = sweep_from_spec(spec, lab.engine)
     stop = stop_from_spec(spec.get("stop"))
     print(sweep)
     print(sweep.forecast(retry_errors=args.retry_errors, stop=stop))

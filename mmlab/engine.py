@@ -3,10 +3,13 @@
     prepare (validate → cache key) → lookup (cache hit → logged result)
                                    → send: reserve → request (retries) → price → commit
 
-`Engine` owns that path; `Lab` (the notebook's object) is an Engine with a face. Each step of
-`send` is one short method, layered like httpx's ``send → _send_handling_auth → ...``; success
-and error log rows are built from one base (`Engine.row`). SQLite work runs on the store's
-writer thread, never on the event loop.
+`Engine` owns that path; `Lab` (the notebook's object) holds one. Every caller — ``lab.chat``,
+a sweep's cells, forecasts, the adaptive scheduler — looks calls up through `Engine.lookup`
+or its batched form `Engine.lookup_many` and sends them through `Engine.send`; nothing else
+reads the cache. Each step of `send` is one short method, layered like httpx's ``send →
+_send_handling_auth → ...``; success and error log rows are built from one base, their result
+columns from the declared record (`mmlab.fields`). SQLite work runs on the store's writer
+thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from . import cachekey, jsonfast
@@ -23,6 +27,7 @@ from .client import CallStats, Http, Throttle, with_retries
 from .config import Timeouts
 from .endpoints import Endpoint
 from .errors import APIError, BudgetExceeded, CacheMiss, RequestError
+from .fields import LOGGED_COLUMNS, read_logged
 from .loop import run_sync
 from .params import ROUTING, check_params
 from .pricing import (
@@ -38,11 +43,19 @@ from .pricing import (
 from .redaction import redact
 from .result import Result
 from .retry import RetryPolicy
-from .store import CacheEntry, CallRow, Store, new_id
+from .store import CALL_COLUMNS, CacheEntry, CallRow, Store, new_id
 from .tags import nest
-from .wire import Delta, Reply, build_body, canonical_json, check_messages, is_truncated
+from .wire import Delta, Reply, build_body, check_messages
 
 PRICE_TTL_S = 24 * 3600
+# A result's log row is filled by position (hits build one per call): where each declared
+# log figure goes among the log's columns, and the defaults of the rest.
+_COLUMN_AT = {name: i for i, name in enumerate(CALL_COLUMNS)}
+_LOGGED_AT = tuple(_COLUMN_AT[c] for c in LOGGED_COLUMNS)
+_STATUS_AT = _COLUMN_AT["status"]
+_ROW_BASE = tuple(
+    f.default if f.default is not MISSING else None for f in dataclass_fields(CallRow)
+)
 #: The name of a lab's own endpoint, as a value of the ``endpoint`` axis.
 DEFAULT_ENDPOINT = "default"
 _HTTP: dict[tuple[Timeouts, int], Http] = {}
@@ -173,7 +186,7 @@ class Engine:
         body = build_body(model, messages, wire)
         identity = via.identity
         request = cachekey.request_json(body)
-        pj = params_json if params_json is not None else canonical_json(params)
+        pj = params_json if params_json is not None else jsonfast.dumps_sorted(params)
         return [
             Call(
                 body,
@@ -212,47 +225,27 @@ class Engine:
         return via, model, wire
 
     # --- the log ------------------------------------------------------------------------------
-    def row(self, call: Call, status: str, result: Result | None = None) -> CallRow:
-        """The log row of `call`: the base every row shares, plus the response's figures."""
-        row = CallRow(
-            call_id=result.call_id if result is not None and result.call_id else new_id(),
-            ts=time.time(),
-            tag=call.tag,
-            cache_key=call.key,
-            cache_status=status,
-            endpoint=call.endpoint,
-            model=call.model,
-            sample=call.sample,
-            params=call.params_json,
-        )
-        if result is not None:
-            u = result.usage
-            row.provider = result.provider
-            row.served_model = result.model
-            row.generation_id = result.generation_id
-            row.prompt_tokens = u.prompt_tokens
-            row.completion_tokens = u.completion_tokens
-            row.reasoning_tokens = u.reasoning_tokens
-            row.cached_tokens = u.cached_tokens
-            row.cost_usd = result.cost_usd
-            row.spent_usd = result.spent_usd
-            row.saved_usd = result.saved_usd
-            row.cost_source = result.cost_source
-            row.price_ref = result.price_ref
-            row.latency_s = result.latency_s
-            row.ttft_s = result.ttft_s
-            row.finish_reason = result.finish_reason
-            row.truncated = int(is_truncated(result.finish_reason, result.content))
-            row.reasoning_mode = result.reasoning_mode
-            row.retries = result.retries
-            row.status = 200
-        return row
+    def _row(self, call: Call, status: str, result: Result | None = None) -> CallRow:
+        """The log row of `call`: the base every row shares, plus the result's figures (the
+        columns `mmlab.fields` declares for the log, read in one pass)."""
+        if result is None:
+            return CallRow(new_id(), time.time(), call.tag, call.key, status, call.endpoint,
+                           call.model, call.sample, call.params_json)  # fmt: skip
+        values = [*_ROW_BASE]
+        values[:9] = (None, time.time(), call.tag, call.key, status, call.endpoint, call.model,
+                      call.sample, call.params_json)  # fmt: skip
+        for at, value in zip(_LOGGED_AT, read_logged(result), strict=True):
+            values[at] = value
+        if not values[0]:
+            values[0] = new_id()
+        values[_STATUS_AT] = 200
+        return CallRow(*values)
 
-    def error_row(
+    def _error_row(
         self, call: Call, status: str, exc: BaseException, stats: CallStats, latency: float
     ) -> CallRow:
         """The log row of a call that ended in `exc` (spent nothing, cached nothing)."""
-        row = self.row(call, status)
+        row = self._row(call, status)
         if isinstance(exc, APIError):
             row.status, row.error_type = exc.status, exc.error_type
         elif isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
@@ -279,15 +272,51 @@ class Engine:
             if self.cache_mode == "replay":
                 raise self.miss_error(call)
             return None
-        result = self.hit(call, *found)
-        self.store.log_hits([self.row(call, "hit", result)])
+        result = self._hit(call, *found)
+        self.store.log_hits([self._row(call, "hit", result)])
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
                 if text:
                     on_delta((kind, text))
         return result
 
-    def hit(self, call: Call, rec: dict[str, Any], origin: str | None) -> Result:
+    def lookup_many(self, calls: Sequence[Call]) -> list[Result | None]:
+        """`lookup` for many calls at once (a sweep's cached cells): one query per few
+        hundred keys and one batch of hit rows. Returns each call's result, or None for a
+        call with no cached response (a miss is not raised here, even in replay mode: the
+        caller decides what a miss means, see `miss_error`)."""
+        if self.cache_mode in ("off", "refresh") or not calls:
+            return [None] * len(calls)
+        stored = self.store.cache_get_many(c.key for c in calls)
+        out: list[Result | None] = []
+        rows = []
+        for call in calls:
+            found = stored.get(call.key)
+            if found is None:
+                out.append(None)
+                continue
+            result = self._hit(call, *found)
+            out.append(result)
+            rows.append(self._row(call, "hit", result))
+        self.store.log_hits(rows)
+        return out
+
+    def status(
+        self, calls: Sequence[Call], tag: str | None
+    ) -> tuple[set[str], dict[str, str]]:
+        """Where `calls` stand, without serving them: (the keys with a cached response, the
+        last error of each key without one whose last attempt under `tag` failed). An
+        interrupted attempt, or one that later succeeded, is not a failure."""
+        keys = [c.key for c in calls]
+        cached = self.store.cache_keys(keys)
+        return cached, self.store.last_errors(tag, set(keys) - cached)
+
+    def observed_lengths(self, model: str, endpoint: str) -> tuple[dict[Any, float], int]:
+        """Mean completion tokens of this database's successful paid calls to `model` at
+        `endpoint`, by ``max_tokens`` (see `mmlab.sweep.forecast`), and how many calls."""
+        return self.store.observed_lengths(model, endpoint)
+
+    def _hit(self, call: Call, rec: dict[str, Any], origin: str | None) -> Result:
         """The result of serving `call` from a cache entry that came from `origin`.
 
         An entry imported from a bundle saves nothing unless `bundle_savings` is on: its
@@ -369,7 +398,7 @@ class Engine:
         reservation: str | None,
     ) -> None:
         # Cancelled, interrupted or failed: one error row, reservation released, no cache.
-        row = self.error_row(call, status, exc, stats, time.perf_counter() - started)
+        row = self._error_row(call, status, exc, stats, time.perf_counter() - started)
         self.store.log_failure(row, reservation)
 
     async def _reserve(
@@ -442,7 +471,11 @@ class Engine:
                 jsonfast.dumps(result.to_dict()),
                 result.created,
             )
-        await self.store.acommit_call(self.row(call, status, result), entry, reservation)
+        await self.store.acommit_call(self._row(call, status, result), entry, reservation)
+
+    def all_endpoints(self) -> list[Endpoint]:
+        """The engine's own endpoint and its named ones."""
+        return [self.endpoint, *self.endpoints.values()]
 
     @property
     def http(self) -> Http:

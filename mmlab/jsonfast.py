@@ -17,3 +17,9 @@ def loads(text: str | bytes) -> Any:
 def dumps(obj: Any) -> str:
     """Compact JSON text (non-ASCII kept as UTF-8)."""
     return orjson.dumps(obj).decode()
+
+
+def dumps_sorted(obj: Any) -> str:
+    """Compact JSON text with sorted keys: one spelling per value for the usage log's
+    ``params`` (not a cache key: see `mmlab.wire.canonical_json`)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()

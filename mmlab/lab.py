@@ -1,19 +1,19 @@
-"""`Lab`: the one object a notebook holds. It owns the endpoint, cache, log and budget.
+"""`Lab`: the one object a notebook holds — what a researcher calls, and nothing else.
 
     request → validate → cache key → (cache hit | budget check → HTTP → parse) → log → result
 
-`Lab` is the `Engine` (the call path, `mmlab.engine`) with the user's face on it: settings
-resolved from arguments and the environment, ``chat``/``achat``, the log as DataFrames,
-reconciliation and sweeps. Cache hits are served on the caller's thread without touching the
-event loop or the network; misses run on mmlab's background loop (sync face) or the caller's
-loop (async face), through the same coroutine.
+A `Lab` *holds* an `Engine` (the call path, `mmlab.engine`), the way inspect's ``Model`` holds
+a ``ModelAPI``: the lab resolves settings from arguments and the environment and offers
+``chat``/``achat``, the log as DataFrames, the ledger, sweeps, scaling curves and probes; the
+machinery (cache lookups, reservations, routing, log rows) stays on ``lab.engine``. Cache hits
+are served on the caller's thread without touching the event loop or the network; misses run
+on mmlab's background loop (sync face) or the caller's loop (async face), through the same
+coroutine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,17 +29,17 @@ from .config import (
     resolve_budget,
     resolve_cache_mode,
 )
-from .endpoints import Endpoint, resolve_endpoint
-from .endpoints.openrouter import is_openrouter_url
-from .engine import DEFAULT_ENDPOINT, Call, Engine
+from .endpoints import Endpoint, endpoint_for_url, resolve_endpoint
+from .engine import DEFAULT_ENDPOINT, Engine
 from .errors import ConfigError
-from .ledger import Account, generation_record
+from .fields import typed
+from .ledger import Account, reconcile
 from .loop import run_sync
-from .pricing import NOT_BILLED
+from .params import param_frame
+from .pricing import PriceTable
 from .probe import ProbeResult
 from .probe import analyse as probe_result
 from .probe import build as probe_sweep
-from .redaction import register_secret
 from .result import Result
 from .retry import RetryPolicy
 from .scaling import ANSWER_TOKENS, ScalingCurve, build_curve
@@ -58,11 +58,13 @@ _ANNOUNCED: set[tuple[str, str, str]] = set()
 
 
 def _named_endpoints(
-    given: Mapping[str, Endpoint | str] | None, api_key: str | None, headers: dict[str, str]
+    given: Mapping[str, Endpoint | str] | None,
+    api_key: str | None,
+    headers: dict[str, str],
+    given_for: str,
 ) -> dict[str, Endpoint]:
-    """`Lab(endpoints=...)` checked: names to endpoints (a URL string becomes one; an
-    OpenRouter URL gets the lab's key — its `api_key`, else ``OPENROUTER_API_KEY`` — and
-    app headers, the way the lab's own endpoint does)."""
+    """`Lab(endpoints=...)` checked: names to endpoints (a URL string becomes one, with a key
+    and headers by the one key policy, `mmlab.endpoints.endpoint_for_url`)."""
     out: dict[str, Endpoint] = {}
     if given is None:
         return out
@@ -75,18 +77,14 @@ def _named_endpoints(
                 f"(the lab's own endpoint); got {name!r}"
             )
         if isinstance(value, str):
-            openrouter = is_openrouter_url(value)
-            key = (api_key or env("OPENROUTER_API_KEY")) if openrouter else None
-            value = resolve_endpoint(value, key, dict(headers) if openrouter else {})
-            if value.api_key:
-                register_secret(value.api_key)
+            value = endpoint_for_url(value, api_key, headers, given_for=given_for)
         if not isinstance(value, Endpoint):
             raise ConfigError(f"endpoints[{name!r}] must be an Endpoint or a base URL")
         out[name] = value
     return out
 
 
-class Lab(Engine):
+class Lab:
     """Cached, logged, budgeted calls to MiniMax M1 (or any OpenAI-compatible endpoint).
 
     Args:
@@ -160,7 +158,7 @@ class Lab(Engine):
             )
         elif not isinstance(endpoint, Endpoint):
             raise ConfigError(f"endpoint must be an mmlab.endpoints.Endpoint; got {endpoint!r}")
-        super().__init__(
+        self.engine = Engine(
             endpoint,
             Store(db if db is not None else default_db_path()),
             model=model or endpoint.default_model or env("MMLAB_MODEL") or DEFAULT_MODEL,
@@ -171,15 +169,58 @@ class Lab(Engine):
             retry=retry or RetryPolicy(),
             transport=transport,
             bundle_savings=bundle_savings,
-            endpoints=_named_endpoints(endpoints, api_key, headers),
+            endpoints=_named_endpoints(endpoints, api_key, headers, endpoint.base_url),
         )
+        """The call path this lab's calls take (cache, budget, retries, pricing, log)."""
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")
         if bundle is not None and self.cache_mode == "replay":
             # A bundle is a replay source; live modes ignore it so that a live run makes
             # fresh calls (seed a live cache on purpose with `mmlab bundle import`).
-            import_bundle(self.store, bundle)
+            import_bundle(self.engine.store, bundle)
         if not quiet:
             self._announce()
+
+    # --- what the lab is ------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        """The model every call asks unless it names another."""
+        return self.engine.model
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where calls go (`mmlab.endpoints`): its ``label``, ``identity`` and capabilities."""
+        return self.engine.endpoint
+
+    @property
+    def tag(self) -> str | None:
+        """The tag every call is logged under (per-call and sweep tags nest below it)."""
+        return self.engine.tag
+
+    @property
+    def cache_mode(self) -> str:
+        """use | refresh | replay | off."""
+        return self.engine.cache_mode
+
+    @property
+    def budget_usd(self) -> float | None:
+        """The cap on spend under this lab's tag (None: no cap)."""
+        return self.engine.budget_usd
+
+    @property
+    def db(self) -> Path:
+        """The SQLite file holding the cache and the usage log."""
+        return self.engine.store.path
+
+    @property
+    def prices(self) -> PriceTable:
+        """The price table in use: the endpoint's live list when it has one (OpenRouter's
+        ``/models``, cached for a day), else its static table."""
+        return self.engine.prices
+
+    def spent_usd(self, tag: str | None = None) -> float:
+        """USD spent by logged calls under `tag` (default: this lab's tag; the whole
+        database when the lab has none)."""
+        return self.engine.spent_usd(tag)
 
     # --- presentation -------------------------------------------------------------------------
     def _announce(self) -> None:
@@ -200,7 +241,7 @@ class Lab(Engine):
         budget = "none" if self.budget_usd is None else f"${self.budget_usd:g}"
         return (
             f"Lab(model={self.model!r}, endpoint={self.endpoint.label!r}, "
-            f"cache={self.cache_mode!r}, db={str(self.store.path)!r}, budget={budget}, "
+            f"cache={self.cache_mode!r}, db={str(self.db)!r}, budget={budget}, "
             f"tag={self.tag!r}, api_key={'set' if self.endpoint.api_key else 'none'})"
         )
 
@@ -227,11 +268,12 @@ class Lab(Engine):
         text shown so far) and measures time-to-first-token; `sample` picks a distinct cache
         entry for repeats; `tag` nests under the lab's tag.
         """
-        call = self.prepare(prompt, system=system, sample=sample, tag=tag, **params)
-        hit = self.lookup(call, on_delta)
+        engine = self.engine
+        call = engine.prepare(prompt, system=system, sample=sample, tag=tag, **params)
+        hit = engine.lookup(call, on_delta)
         if hit is not None:
             return hit
-        return run_sync(self.send(call, stream=stream, on_delta=on_delta))
+        return run_sync(engine.send(call, stream=stream, on_delta=on_delta))
 
     async def achat(
         self,
@@ -245,11 +287,12 @@ class Lab(Engine):
         **params: Any,
     ) -> Result:
         """Async `chat`: same arguments, same result."""
-        call = self.prepare(prompt, system=system, sample=sample, tag=tag, **params)
-        hit = self.lookup(call, on_delta)
+        engine = self.engine
+        call = engine.prepare(prompt, system=system, sample=sample, tag=tag, **params)
+        hit = engine.lookup(call, on_delta)
         if hit is not None:
             return hit
-        return await self.send(call, stream=stream, on_delta=on_delta)
+        return await engine.send(call, stream=stream, on_delta=on_delta)
 
     # --- the log ------------------------------------------------------------------------------
     def calls(self, tag: str | None = None, *, all_tags: bool = False) -> pd.DataFrame:
@@ -258,12 +301,10 @@ class Lab(Engine):
         Defaults to this lab's tag when it has one; `all_tags=True` shows everything. Request
         parameters are expanded into columns (``temperature``, ``max_tokens``, ...).
         """
-        import pandas as pd
-
         scope = None if all_tags else (tag if tag is not None else self.tag)
-        df = self.store.calls_frame(scope)
+        df = typed(self.engine.store.calls_frame(scope))
         if len(df):
-            params = pd.json_normalize([jsonfast.loads(p or "{}") for p in df["params"]])
+            params = param_frame([jsonfast.loads(p or "{}") for p in df["params"]])
             params.index = df.index
             df = df.join(params[[c for c in params.columns if c not in df.columns]])
         return df
@@ -271,7 +312,7 @@ class Lab(Engine):
     def summary(self, by: str | Sequence[str] = "tag", tag: str | None = None) -> pd.DataFrame:
         """Totals of the log grouped `by` one or more of day | model | tag | endpoint |
         provider (``["day", "model"]``): calls, hits, errors, tokens, spent and saved USD."""
-        return self.store.usage_summary(by, tag if tag is not None else self.tag)
+        return self.engine.store.usage_summary(by, tag if tag is not None else self.tag)
 
     # --- the ledger ---------------------------------------------------------------------------
     def reconcile(
@@ -294,63 +335,19 @@ class Lab(Engine):
         self, tag: str | None = None, *, attempts: int = 5, wait_s: float = 1.0
     ) -> pd.DataFrame:
         """Async `reconcile`."""
-        sources = [
-            e for e in (self.endpoint, *self.endpoints.values())
-            if e.capabilities.generation_lookup
-        ]  # fmt: skip
-        if not sources:
-            raise ConfigError(
-                f"reconcile needs an endpoint with generation records (GET /generation, as "
-                f"OpenRouter has); {self.endpoint.label} has none"
-            )
-        if self.cache_mode == "replay":
-            raise ConfigError("reconcile talks to the network; not in replay mode")
         scope = tag if tag is not None else self.tag
-        gate = asyncio.Semaphore(8)  # a few lookups at once: 1,000 calls in seconds, politely
-
-        async def one(endpoint: Endpoint, call: dict[str, Any]) -> dict[str, Any] | None:
-            async with gate:
-                data = await self._generation(endpoint, call["generation_id"], attempts, wait_s)
-            if data is None:
-                return None
-            record = generation_record(call, data, time.time())
-            billed = record["total_cost"]
-            rebill = ("unknown", "computed", *NOT_BILLED)  # never a figure OpenRouter gave
-            if call["cost_source"] in rebill and billed is not None:
-                await asyncio.to_thread(self.store.rebill, call["call_id"], call["cache_key"],
-                                        billed)  # fmt: skip
-            return record
-
-        for endpoint in dict.fromkeys(sources):
-            todo = await asyncio.to_thread(
-                self.store.unreconciled_calls, endpoint.identity, scope
-            )
-            found = await asyncio.gather(*(one(endpoint, c) for c in todo.to_dict("records")))
-            await asyncio.to_thread(self.store.put_generations, [r for r in found if r])
-        return await asyncio.to_thread(self.store.generations_frame, scope)
-
-    async def _generation(
-        self, endpoint: Endpoint, gen_id: str, attempts: int, wait_s: float
-    ) -> Any:
-        for attempt in range(attempts):
-            status, data = await endpoint.generation(self.http, gen_id)
-            if status == 200 and isinstance(data, dict):
-                return data
-            if status != 404 or attempt == attempts - 1:
-                return None
-            await asyncio.sleep(wait_s)  # the record lags the completion: a documented wait
-        return None
+        return await reconcile(self.engine, scope, attempts=attempts, wait_s=wait_s)
 
     def account(self, *, settle_s: float = 15.0) -> Account:
         """The key's usage (``GET /key``) around a block of work, against the log's spend:
         ``with lab.account() as acct: sweep.run()``, then ``acct`` says whether they agree
         (within 1%) — see `mmlab.ledger.Account`."""
-        return Account(self, settle_s=settle_s)
+        return Account(self.engine, settle_s=settle_s)
 
     def key(self) -> dict[str, Any]:
         """The key's record now: ``usage`` (USD, all time), ``usage_daily``, ``limit`` and
         ``limit_remaining`` (None: no limit) — check the room left before a large sweep."""
-        return run_sync(Account(self)._read())
+        return run_sync(Account(self.engine).read())
 
     # --- sweeps -------------------------------------------------------------------------------
     def sweep(
@@ -366,7 +363,7 @@ class Lab(Engine):
     ) -> Sweep:
         """Define a sampling-parameter sweep (see `mmlab.sweep.Sweep`)."""
         return Sweep(
-            self,
+            self.engine,
             prompts,
             params,
             repeats=repeats,
@@ -457,7 +454,7 @@ class Lab(Engine):
         """Is `param` honoured? `n` paired samples per value of `values` on `prompt` (plus `n`
         same-seed controls), then permutation tests of output length and content and an exact
         test against the controls (see `mmlab.probe`)."""
-        sweep, controls = probe_sweep(self, param, values, prompt, n, tag, fixed)
+        sweep, controls = probe_sweep(self.engine, param, values, prompt, n, tag, fixed)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="sweeping ")  # the probe says it itself
             # a probe is a quick check: an earlier failed attempt is retried, never kept
@@ -469,7 +466,7 @@ class Lab(Engine):
 
     def close(self) -> None:
         """Write queued rows and close this thread's database connection."""
-        self.store.close()
+        self.engine.store.close()
 
 
 def _in_notebook() -> bool:
@@ -478,4 +475,4 @@ def _in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-__all__ = ["Call", "Lab"]
+__all__ = ["Lab"]

@@ -28,9 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .loop import run_sync
+from .pricing import NOT_BILLED
 from .wire import reported_number
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from .endpoints import Endpoint
     from .engine import Engine
 
 #: Relative difference between two costs treated as agreement (float formatting upstream).
@@ -110,6 +114,56 @@ def _plain(x: Any) -> Any:
     return x
 
 
+async def reconcile(
+    engine: Engine, scope: str | None, *, attempts: int, wait_s: float
+) -> pd.DataFrame:
+    """Join each paid call under tag `scope` with its endpoint's record of it (see
+    `mmlab.lab.Lab.reconcile`): fetch the records not fetched yet (each id retried `attempts`
+    times, `wait_s` apart, while it 404s), store them, re-bill calls whose cost was not from
+    the bill, and return every reconciled call under `scope`."""
+    sources = [e for e in engine.all_endpoints() if e.capabilities.generation_lookup]
+    if not sources:
+        raise ConfigError(
+            f"reconcile needs an endpoint with generation records (GET /generation, as "
+            f"OpenRouter has); {engine.endpoint.label} has none"
+        )
+    if engine.cache_mode == "replay":
+        raise ConfigError("reconcile talks to the network; not in replay mode")
+    store = engine.store
+    gate = asyncio.Semaphore(8)  # a few lookups at once: 1,000 calls in seconds, politely
+
+    async def one(endpoint: Endpoint, call: dict[str, Any]) -> dict[str, Any] | None:
+        async with gate:
+            data = await _generation(engine, endpoint, call["generation_id"], attempts, wait_s)
+        if data is None:
+            return None
+        record = generation_record(call, data, time.time())
+        billed = record["total_cost"]
+        rebill = ("unknown", "computed", *NOT_BILLED)  # never a figure OpenRouter gave
+        if call["cost_source"] in rebill and billed is not None:
+            await asyncio.to_thread(store.rebill, call["call_id"], call["cache_key"], billed)
+        return record
+
+    for endpoint in dict.fromkeys(sources):
+        todo = await asyncio.to_thread(store.unreconciled_calls, endpoint.identity, scope)
+        found = await asyncio.gather(*(one(endpoint, c) for c in todo.to_dict("records")))
+        await asyncio.to_thread(store.put_generations, [r for r in found if r])
+    return await asyncio.to_thread(store.generations_frame, scope)
+
+
+async def _generation(
+    engine: Engine, endpoint: Endpoint, gen_id: str, attempts: int, wait_s: float
+) -> Any:
+    for attempt in range(attempts):
+        status, data = await endpoint.generation(engine.http, gen_id)
+        if status == 200 and isinstance(data, dict):
+            return data
+        if status != 404 or attempt == attempts - 1:
+            return None
+        await asyncio.sleep(wait_s)  # the record lags the completion: a documented wait
+    return None
+
+
 @dataclass
 class Account:
     """The key's usage (``GET /key``) around a block of work, against the log's spend.
@@ -141,27 +195,26 @@ class Account:
         run_sync(self.__aexit__(*exc))
 
     async def __aenter__(self) -> Account:
-        self.before = await self._read()
+        self.before = await self.read()
         self.started = time.time()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.ended = time.time()
         self.logged_usd, self.logged_calls = await asyncio.to_thread(
-            self.engine.store.spent_between, self.started, self.ended,
-            self.engine.endpoint.identity,
-        )  # fmt: skip
+            self.engine.store.spent_between, self.started, self.ended, self.engine.endpoint.identity
+        )
         if exc and exc[0] is not None:
             # the block failed: one read, no waiting, and nothing here may replace its error
             try:
-                self.after = await self._read()
+                self.after = await self.read()
             except Exception as e:  # noqa: BLE001 - the block's own exception must surface
                 self.notes.append(f"the key could not be read after the failed block: {e}")
             return
         deadline = time.monotonic() + self.settle_s
         wait = 0.25
         while True:
-            self.after = await self._read()
+            self.after = await self.read()
             if self.key_delta_usd + 1e-12 >= self.logged_usd or time.monotonic() >= deadline:
                 break
             # the key's usage lags the calls: poll with backoff, bounded by settle_s
@@ -170,7 +223,9 @@ class Account:
         if self.key_delta_usd + 1e-12 < self.logged_usd:
             self.notes.append(f"the key's usage had not caught up after {self.settle_s:g} s")
 
-    async def _read(self) -> dict[str, Any]:
+    async def read(self) -> dict[str, Any]:
+        """The key's record now: ``usage``, ``limit``, ``limit_remaining`` (None: no limit;
+        negative: overshot) and ``usage_daily``, in USD."""
         endpoint = self.engine.endpoint
         if not endpoint.capabilities.key_usage:
             raise ConfigError(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RequestError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: ``reasoning.effort`` values (OpenRouter's current enum).
 EFFORTS = ("max", "xhigh", "high", "medium", "low", "minimal", "none")
@@ -92,6 +95,9 @@ class Param:
     """The embedded llama.cpp server's name for it, or None when that server ignores it."""
     columns: tuple[str, ...] = ()
     """The result-frame columns it becomes (a nested object has one per sub-field)."""
+    dtype: str = "object"
+    """Its column's pandas dtype in every frame (``Int64``, ``float64``, ``boolean`` or
+    ``object``); a nested object's sub-fields are typed in `NESTED_DTYPES`."""
 
 
 def _num(name: str, num: Num) -> Callable[[Any], Any]:
@@ -256,6 +262,7 @@ def _numeric(
         cli=num.kind if cli else None,
         local=local,
         columns=(name,),
+        dtype="Int64" if num.kind is int else "float64",
     )
 
 
@@ -291,7 +298,8 @@ PARAMS: tuple[Param, ...] = (
     _numeric("repetition_penalty", Num(float, 0, 2, lo_open=True),
              "multiplicative repetition penalty", local="repeat_penalty"),
     Param("logprobs", "return token log-probabilities", "true or false",
-          _plain_json("logprobs", bool), local="logprobs"),
+          _plain_json("logprobs", bool), local="logprobs", columns=("logprobs",),
+          dtype="boolean"),
     _numeric("top_logprobs", Num(int, 0, 20), "alternatives per token with logprobs",
              local="top_logprobs"),
     Param("logit_bias", "token id → bias", "a dict", _plain_json("logit_bias", dict),
@@ -317,6 +325,14 @@ _ORDER = {name: i for i, name in enumerate(NAMES)}
 COLUMNS: tuple[str, ...] = tuple(c for p in PARAMS for c in p.columns)
 #: Parameter name → the embedded llama.cpp server's field name (what it honours).
 LOCAL_FIELDS: dict[str, str] = {p.name: p.local for p in PARAMS if p.local is not None}
+#: The dtypes of nested parameters' columns (the others are `Param.dtype` or ``object``).
+NESTED_DTYPES: dict[str, str] = {
+    "reasoning.max_tokens": "Int64",
+    "reasoning.wait": "Int64",
+    "reasoning.exclude": "boolean",
+    "reasoning.enabled": "boolean",
+    **{f"provider.{k}": "boolean" for k, kind in PROVIDER_FIELDS.items() if kind == "bool"},
+}
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -339,6 +355,33 @@ def column_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     return value
+
+
+def column_dtype(column: str) -> str:
+    """The pandas dtype of parameter column `column` (``temperature``, ``reasoning.effort``)
+    in every frame: what makes one call's parameters read the same in ``res.df``,
+    ``sweep.plan()`` and ``lab.calls()``."""
+    if column in NESTED_DTYPES:
+        return NESTED_DTYPES[column]
+    param = BY_NAME.get(column)
+    return param.dtype if param is not None else "object"
+
+
+def param_frame(points: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
+                ) -> pd.DataFrame:
+    """One row per parameter point (validated parameters, as sent): the flattened columns
+    (`flat`, `column_value`), each with its declared dtype (`column_dtype`). `columns`: only
+    these, in this order (default: every column any point has, in order of appearance)."""
+    import pandas as pd
+
+    flats = [{k: column_value(v) for k, v in flat(p).items()} for p in points]
+    names = list(columns) if columns is not None else list(
+        dict.fromkeys(k for f in flats for k in f)
+    )
+    return pd.DataFrame(
+        {n: pd.Series([f.get(n) for f in flats], dtype=column_dtype(n)) for n in names},
+        index=pd.RangeIndex(len(flats)),
+    )
 
 
 def flat(point: Mapping[str, Any]) -> dict[str, Any]:

@@ -81,13 +81,14 @@ def _figure(title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
-def _params(df: pd.DataFrame) -> list[str]:
+def varied_params(df: pd.DataFrame) -> list[str]:
+    """The parameter columns of `df` that take more than one value (what to colour by)."""
     return [c for c in PARAM_COLUMNS if c in df.columns and df[c].nunique(dropna=True) > 1]
 
 
 def _hover(df: pd.DataFrame, extra: Sequence[str] = ()) -> tuple[Any, str]:
     """customdata and a hovertemplate naming the prompt id, sample and parameters."""
-    cols = [c for c in ("prompt_id", "sample", *_params(df), *extra) if c in df.columns]
+    cols = [c for c in ("prompt_id", "sample", *varied_params(df), *extra) if c in df.columns]
     lines = [f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(cols)]
     return df[cols].astype(str).to_numpy(), "<br>".join(lines) + "<extra></extra>"
 
@@ -202,7 +203,7 @@ def latency_vs_output(df: pd.DataFrame, color: str | None = None) -> go.Figure:
     import plotly.graph_objects as go
 
     data = _ok(df)
-    color = color or next(iter(_params(data)), None)
+    color = color or next(iter(varied_params(data)), None)
     fig = _figure("Latency vs. output length", "completion tokens (tokens)", "latency (s)")
     groups = [(None, data)] if color is None else list(data.groupby(color, sort=True))
     for i, (value, part) in enumerate(groups):

@@ -1,27 +1,20 @@
 """What a call returns: a `Response` (what the model produced; the cached form) seen through
 one call (`Result`: hit or miss, spent or saved).
 
-One response has one shape: the endpoint's `Reply`, priced, becomes a `Response`; the cache
-stores ``Response.to_dict()``; a hit is read back with `Result.from_cache` straight from that
-dict; the log row is built from the `Result` (`mmlab.engine`).
+One response has one shape, declared in `mmlab.fields`: the endpoint's `Reply`, priced, becomes
+a `Response`; the cache stores ``Response.to_dict()`` (checked by `mmlab.fields.check_response`
+on the way in from a bundle); a hit is read back with `Result.from_cache` straight from that
+dict; the log row and the frames take their columns from the same declaration.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fields import CACHED, cache_form
 from .wire import Reply, Usage, is_truncated
-
-COST_SOURCES = ("billed", "computed", "local", "unknown", "provider_cache", "refund")
-REASONING_MODES = ("native", "leaked", "prompted", "encrypted", "none")
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
-_TEXT = ("content", "reasoning")
-_LABELS = ("finish_reason", "native_finish_reason", "provider", "model", "generation_id")
-_SECONDS = ("latency_s", "ttft_s")
 
 
 @dataclass(slots=True)
@@ -78,32 +71,9 @@ class Response:
         return is_truncated(self.finish_reason, self.content)
 
     def to_dict(self) -> dict[str, Any]:
-        """The cache form: the response's own properties, not any call's."""
-        u = self.usage
-        return {
-            "content": self.content,
-            "reasoning": self.reasoning,
-            "finish_reason": self.finish_reason,
-            "native_finish_reason": self.native_finish_reason,
-            "provider": self.provider,
-            "model": self.model,
-            "generation_id": self.generation_id,
-            "usage": {  # (dataclasses.asdict deep-copies: measurably slow per call)
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "reasoning_tokens": u.reasoning_tokens,
-                "cached_tokens": u.cached_tokens,
-            },
-            "cost_usd": self.cost_usd,
-            "cost_source": self.cost_source,
-            "price_ref": self.price_ref,
-            "latency_s": self.latency_s,
-            "ttft_s": self.ttft_s,
-            "reasoning_mode": self.reasoning_mode,
-            "created": self.created,
-            **({"reasoning_details": self.reasoning_details} if self.reasoning_details else {}),
-            **({"notice": self.notice} if self.notice else {}),
-        }
+        """The cache form: the response's own properties, not any call's (the fields
+        `mmlab.fields` declares as cached)."""
+        return cache_form({f.column: f.read(self) for f in CACHED})  # type: ignore[misc]
 
     def message(self) -> dict[str, Any]:
         """This answer as the assistant turn of a next request: content, plus the reasoning
@@ -114,49 +84,6 @@ class Response:
         if self.reasoning_details:
             out["reasoning_details"] = self.reasoning_details
         return out
-
-
-def check_response(rec: Any) -> None:
-    """Raise ValueError naming the first field of a stored response (``Response.to_dict()``)
-    that is missing, unknown or of the wrong type: responses read from elsewhere (bundles)
-    are untrusted, and a malformed one would break every later cache hit."""
-    if not isinstance(rec, Mapping):
-        raise ValueError(f"response must be an object; got {type(rec).__name__}")
-    known = {*_TEXT, *_LABELS, *_SECONDS, "usage", "cost_usd", "cost_source", "price_ref",
-             "reasoning_mode", "created", "reasoning_details", "notice"}  # fmt: skip
-    unknown = sorted(set(rec) - known)
-    if unknown:
-        raise ValueError(f"response has unknown field(s) {unknown}")
-    details = rec.get("reasoning_details")
-    if details is not None and (
-        not isinstance(details, list) or not all(isinstance(d, Mapping) for d in details)
-    ):
-        raise ValueError("response.reasoning_details must be a list of objects or null")
-    if rec.get("notice") is not None and not isinstance(rec["notice"], str):
-        raise ValueError("response.notice must be a string or null")
-    for name in _TEXT:
-        if not isinstance(rec.get(name), str):
-            raise ValueError(f"response.{name} must be a string")
-    for name in (*_LABELS, "price_ref"):
-        if rec.get(name) is not None and not isinstance(rec[name], str):
-            raise ValueError(f"response.{name} must be a string or null")
-    usage = rec.get("usage")
-    if not isinstance(usage, Mapping) or set(usage) - set(USAGE_FIELDS):
-        raise ValueError(f"response.usage must be an object with only {', '.join(USAGE_FIELDS)}")
-    for name in USAGE_FIELDS:
-        v = usage.get(name, 0)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"response.usage.{name} must be an integer >= 0")
-    for name in ("cost_usd", *_SECONDS, "created"):
-        v = rec.get(name)
-        if v is None and name != "created":
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"response.{name} must be a finite number >= 0")
-    if rec.get("cost_source") not in COST_SOURCES:
-        raise ValueError(f"response.cost_source must be one of {', '.join(COST_SOURCES)}")
-    if rec.get("reasoning_mode", "none") not in REASONING_MODES:
-        raise ValueError(f"response.reasoning_mode must be one of {', '.join(REASONING_MODES)}")
 
 
 @dataclass(slots=True)
@@ -215,35 +142,38 @@ class Result(Response):
         False: an entry whose cost this project did not pay, e.g. imported from a bundle)."""
         cost = rec.get("cost_usd")
         u = rec.get("usage") or {}
+        get = rec.get
+        # positional, in field order: a hit builds one Result per call, and keywords cost
+        # a third more (the order is checked by a test against the dataclass)
         return cls(
-            content=rec["content"],
-            reasoning=rec.get("reasoning", ""),
-            finish_reason=rec.get("finish_reason"),
-            native_finish_reason=rec.get("native_finish_reason"),
-            usage=Usage(
+            rec["content"],
+            get("reasoning", ""),
+            get("finish_reason"),
+            Usage(
                 u.get("prompt_tokens", 0),
                 u.get("completion_tokens", 0),
                 u.get("reasoning_tokens", 0),
                 u.get("cached_tokens", 0),
             ),
-            cost_usd=cost,
-            cost_source=rec.get("cost_source", "unknown"),
-            price_ref=rec.get("price_ref"),
-            latency_s=rec.get("latency_s"),
-            ttft_s=rec.get("ttft_s"),
-            provider=rec.get("provider"),
-            model=rec.get("model"),
-            generation_id=rec.get("generation_id"),
-            reasoning_mode=rec.get("reasoning_mode", "none"),
-            created=rec.get("created", 0.0),
-            reasoning_details=rec.get("reasoning_details"),
-            notice=rec.get("notice"),
-            cache_hit=True,
-            spent_usd=0.0,
-            saved_usd=(cost or 0.0) if saved else 0.0,
-            call_id=call_id,
-            cache_key=cache_key,
-            sample=sample,
+            cost,
+            get("cost_source", "unknown"),
+            get("latency_s"),
+            get("ttft_s"),
+            get("provider"),
+            get("model"),
+            get("generation_id"),
+            get("native_finish_reason"),
+            get("reasoning_mode", "none"),
+            get("price_ref"),
+            get("created", 0.0),
+            get("reasoning_details"),
+            get("notice"),
+            True,  # cache_hit
+            0.0,  # spent_usd
+            (cost or 0.0) if saved else 0.0,  # saved_usd
+            call_id,
+            cache_key,
+            sample,
         )
 
     @classmethod

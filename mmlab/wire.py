@@ -25,6 +25,11 @@ def check_messages(
     prompt: str | list[Mapping[str, Any]], system: str | None = None
 ) -> list[dict[str, Any]]:
     """Turn a prompt string or a messages list into validated chat messages."""
+    if system is None and isinstance(prompt, str):
+        # the common case, taken on every call (cache hits included) without the general walk
+        if not prompt.strip():
+            raise RequestError("messages must contain some non-blank content", field="messages")
+        return [{"role": "user", "content": prompt}]
     if isinstance(prompt, str):
         messages: list[Any] = [{"role": "user", "content": prompt}]
     elif isinstance(prompt, list | tuple):

@@ -109,7 +109,7 @@ def test_an_adaptive_run_replays_from_its_bundle_with_the_same_decisions(arms, t
     rule = stop.decided(by="temperature") | stop.max_repeats(12)
     live = _sweep(lab, tag="replayed").run(stop=rule, progress=False)
     path = tmp_path / "arms.bundle.jsonl.gz"
-    export_bundle(lab.store, path, tag=live.sweep.tag)
+    export_bundle(lab.engine.store, path, tag=live.sweep.tag)
     sent = len(server.seen)
     replay = Lab(endpoint=OpenRouter(server.url), db=tmp_path / "replay.db", cache="replay",
                  bundle=path, quiet=True)  # fmt: skip

@@ -174,7 +174,7 @@ def _bundle(mutate):
     so the entry's own validation is what is tested)."""
 
     def make(lab, tmp):
-        call = lab.prepare("a bundled question", max_tokens=5)
+        call = lab.engine.prepare("a bundled question", max_tokens=5)
         response = Response("4", "", "stop", Usage(3, 1, 0, 0), 0.001, "billed").to_dict()
         entry = {"key": call.key, "endpoint": call.endpoint, "model": lab.model,
                  "sample": 0, "request": call.material, "response": response}  # fmt: skip
@@ -185,7 +185,7 @@ def _bundle(mutate):
         path = tmp / "entry.bundle.jsonl.gz"
         text = "\n".join([json.dumps(header), line, json.dumps(end)]) + "\n"
         path.write_bytes(gzip.compress(text.encode()))
-        return import_bundle(lab.store, path)
+        return import_bundle(lab.engine.store, path)
 
     return make
 
@@ -263,19 +263,20 @@ BUNDLES = [
     ),
     (
         "bundle missing",
-        lambda lab, tmp: import_bundle(lab.store, tmp / "nope.gz"),
+        lambda lab, tmp: import_bundle(lab.engine.store, tmp / "nope.gz"),
         BundleError,
         "does not exist",
     ),
     (
         "bundle truncated",
-        lambda lab, tmp: import_bundle(lab.store, _damaged_bundle(tmp)),
+        lambda lab, tmp: import_bundle(lab.engine.store, _damaged_bundle(tmp)),
         BundleError,
         "truncated",
     ),
     (
         "bundle not gzip",
-        lambda lab, tmp: (tmp / "t.gz").write_text("x") and import_bundle(lab.store, tmp / "t.gz"),
+        lambda lab, tmp: (tmp / "t.gz").write_text("x")
+        and import_bundle(lab.engine.store, tmp / "t.gz"),
         BundleError,
         "corrupt",
     ),

@@ -23,7 +23,7 @@ def bundle(lab, tmp_path):
     lab.chat("second", max_tokens=300, tag="study", stream=True)
     lab.chat("unrelated", max_tokens=300, tag="other")
     path = tmp_path / "study.bundle.jsonl.gz"
-    info = export_bundle(lab.store, path, tag="study")
+    info = export_bundle(lab.engine.store, path, tag="study")
     assert info["count"] == 2
     return path
 
@@ -42,7 +42,7 @@ def test_export_holds_exactly_the_tagged_calls_and_no_secrets(bundle):
 
 def test_export_is_byte_identical_for_the_same_calls(bundle, lab, tmp_path):
     again = tmp_path / "again.jsonl.gz"
-    export_bundle(lab.store, again, tag="study")
+    export_bundle(lab.engine.store, again, tag="study")
     assert again.read_bytes() == bundle.read_bytes()
 
 
@@ -51,7 +51,7 @@ def test_import_into_a_fresh_db_replays_and_is_idempotent(bundle, standin, tmp_p
     replay = Lab(base_url=standin.url, db=other, cache="replay", bundle=bundle, quiet=True)
     assert replay.chat("first", max_tokens=300).cache_hit
     assert replay.chat("second", max_tokens=300).cache_hit
-    assert import_bundle(replay.store, bundle) == {"count": 2, "added": 0}
+    assert import_bundle(replay.engine.store, bundle) == {"count": 2, "added": 0}
     assert _cache_count(other) == 2
 
 

@@ -77,11 +77,11 @@ def test_retry_after_is_honoured(lab, standin):
     from mmlab.client import CallStats, with_retries
 
     stats = CallStats()
-    call = lab.prepare("wait for me", max_tokens=300)
+    call = lab.engine.prepare("wait for me", max_tokens=300)
 
     async def go():
         return await with_retries(
-            lambda: lab.endpoint.complete(lab.http, call.body, False, None),
+            lambda: lab.endpoint.complete(lab.engine.http, call.body, False, None),
             RetryPolicy(base_s=0.001, cap_s=5.0),
             stats,
         )

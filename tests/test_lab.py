@@ -105,20 +105,21 @@ def test_sample_index_makes_distinct_entries(lab, standin):
 
 
 def test_cache_key_spec(lab):
-    k = lab.prepare("q", temperature=1, max_tokens=10)
-    assert k.key == lab.prepare("q", temperature=1.0, max_tokens=10).key
-    assert k.key != lab.prepare("q", temperature=1.0, max_tokens=10, sample=1).key
-    assert k.key != lab.prepare("q", temperature=1.0, max_tokens=11).key
-    assert k.key != lab.prepare("q", temperature=1.0, max_tokens=10, provider={"order": ["x"]}).key
+    k = lab.engine.prepare("q", temperature=1, max_tokens=10)
+    assert k.key == lab.engine.prepare("q", temperature=1.0, max_tokens=10).key
+    assert k.key != lab.engine.prepare("q", temperature=1.0, max_tokens=10, sample=1).key
+    assert k.key != lab.engine.prepare("q", temperature=1.0, max_tokens=11).key
+    routed = lab.engine.prepare("q", temperature=1.0, max_tokens=10, provider={"order": ["x"]})
+    assert k.key != routed.key
     other = Lab(
         base_url=lab.endpoint.base_url,
         api_key="sk-another-key-entirely-123456",
-        db=lab.store.path,
+        db=lab.engine.store.path,
         quiet=True,
         timeouts=Timeouts(read_s=5),
         retry=FAST_RETRY,
     )
-    assert other.prepare("q", temperature=1, max_tokens=10).key == k.key
+    assert other.engine.prepare("q", temperature=1, max_tokens=10).key == k.key
     assert k.material["endpoint"] == lab.endpoint.base_url
     assert FAKE_KEY not in json.dumps(k.material)
 
@@ -236,12 +237,12 @@ def test_attribution_headers_are_configurable(standin, db):
 
 def test_default_db_is_in_the_data_dir_not_the_cwd(standin, isolated_env, monkeypatch):
     lab = Lab(base_url=standin.url, quiet=True)
-    assert str(lab.store.path).startswith(str(isolated_env / "home" / "data"))
+    assert str(lab.engine.store.path).startswith(str(isolated_env / "home" / "data"))
     project = isolated_env / "work" / ".mmlab"
     project.mkdir()
-    assert Lab(base_url=standin.url, quiet=True).store.path == project / "mmlab.db"
+    assert Lab(base_url=standin.url, quiet=True).db == project / "mmlab.db"
     monkeypatch.setenv("MMLAB_DB", str(isolated_env / "chosen.db"))
-    assert Lab(base_url=standin.url, quiet=True).store.path == isolated_env / "chosen.db"
+    assert Lab(base_url=standin.url, quiet=True).db == isolated_env / "chosen.db"
 
 
 def test_announces_endpoint_once(standin, db, capsys):
@@ -307,7 +308,7 @@ def test_key_material_is_assembled_exactly_as_its_canonical_json(lab):
     from mmlab import cachekey
     from mmlab.wire import canonical_json
 
-    call = lab.prepare(
+    call = lab.engine.prepare(
         "ünïcode \\ \"quotes\"", system="s", sample=7, temperature=1, reasoning={"effort": "low"}
     )
     material = cachekey.key_material(lab.endpoint.identity, call.body, 7)

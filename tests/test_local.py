@@ -128,7 +128,7 @@ def test_server_is_shared_and_key_has_no_port(local_lab, db):
     other.chat("hello", max_tokens=4)
     assert other.endpoint.server is local_lab.endpoint.server
     assert local_lab.endpoint.server.starts == 1
-    call = other.prepare("hi", max_tokens=4)
+    call = other.engine.prepare("hi", max_tokens=4)
     assert str(local_lab.endpoint.server.port) not in call.material["endpoint"]
     assert call.material["endpoint"].startswith("local:smollm2-135m-instruct@sha256:")
 

@@ -126,7 +126,7 @@ def test_budget_counts_calls_in_flight(db):
     done = [r for r in results if r is not None]
     assert 1 <= len(done) <= 4 and sent == len(done)
     assert lab.spent_usd() <= 0.0019
-    assert lab.store.reservations_held() == 0
+    assert lab.engine.store.reservations_held() == 0
 
 
 def test_spend_survives_restarts(standin, db):

@@ -90,7 +90,7 @@ def test_two_models_on_two_pinned_providers(routed, tmp_path):
     again = _sweep(lab).run(progress=False)  # resume by construction: nothing left to send
     assert again.stats.hits == 24 and len(server.seen) == 24
     path = tmp_path / "models.bundle.jsonl.gz"
-    export_bundle(lab.store, path, tag=sweep.tag)
+    export_bundle(lab.engine.store, path, tag=sweep.tag)
     replay = Lab(endpoint=OpenRouter(server.url), db=tmp_path / "replay.db", cache="replay",
                  bundle=path, quiet=True)  # fmt: skip
     replayed = _sweep(replay).run(progress=False)
@@ -225,7 +225,7 @@ def test_sweep_files_take_models_and_providers(routed):
     lab, server = routed
     spec = {"prompts": PROMPTS[:1], "params": {"grid": {"model": [M1, R1],
             "provider": ["Novita", "Fireworks"]}}}  # fmt: skip
-    res = sweep_from_spec(spec, lab).run(progress=False)
+    res = sweep_from_spec(spec, lab.engine).run(progress=False)
     assert len(res.df) == 4 and (res.df["provider"] == res.df["provider.only"]).all()
 
 
@@ -252,9 +252,10 @@ def test_a_named_openrouter_url_uses_the_labs_own_key_and_headers(tmp_path, monk
     lab = Lab(api_key=FAKE_KEY, db=tmp_path / "k.db", app_title="my study", quiet=True,
               endpoints={"or": "https://openrouter.ai/api/v1",
                          "vllm": "http://127.0.0.1:9/v1"})  # fmt: skip
-    named = lab.endpoints["or"]
+    named = lab.engine.endpoints["or"]
     assert isinstance(named, OpenRouter) and named.api_key == FAKE_KEY
     assert named.headers.get("X-OpenRouter-Title") == "my study"
     # a self-hosted server is not handed the OpenRouter key
-    assert lab.endpoints["vllm"].api_key is None and FAKE_KEY not in repr(lab.endpoints)
+    named = lab.engine.endpoints
+    assert named["vllm"].api_key is None and FAKE_KEY not in repr(named)
     lab.close()

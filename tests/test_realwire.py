@@ -159,7 +159,7 @@ def test_native_finish_reason_error_is_an_error(strict, standin, stream):
     with pytest.raises(APIError, match="native 'error'") as info:
         strict.chat("hi", stream=stream)
     assert info.value.retryable
-    assert strict.store.cache_stats()[0] == []  # a failed generation is never cached
+    assert strict.engine.store.cache_stats()[0] == []  # a failed generation is never cached
 
 
 def test_encrypted_only_reasoning_says_so(lab, standin):
@@ -213,7 +213,7 @@ def test_multi_turn_hands_reasoning_details_back(lab, standin, tmp_path):
     # the blocks survive the cache and a bundle round trip
     assert lab.chat("What is 7 + 5?", stream=True).reasoning_details == [block]
     path = tmp_path / "turns.bundle.jsonl.gz"
-    export_bundle(lab.store, path, tag=None)
+    export_bundle(lab.engine.store, path, tag=None)
     replay = Lab(endpoint=OpenRouter(standin.url), db=tmp_path / "r.db", cache="replay",
                  bundle=path, quiet=True)  # fmt: skip
     assert replay.chat(turns).content == second.content

@@ -146,7 +146,7 @@ def test_budget_holds_under_concurrency_and_faults(db):
         assert res.stats.stopped and res.stats.stopped.startswith("budget")
         spent = lab.spent_usd("capped")
         assert 0 < spent <= cap
-        assert lab.store.reservations_held() == 0
+        assert lab.engine.store.reservations_held() == 0
         # the bigger budget picks up exactly where the cap stopped
         more = sweep.run(concurrency=16, budget_usd=cap * 100, progress=False)
         assert more.complete

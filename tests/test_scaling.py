@@ -93,7 +93,7 @@ def test_the_curve_forecasts_first_and_respects_a_budget(lab, standin, capsys):
 
 def test_a_curve_replays_from_its_bundle(curve, lab, standin, tmp_path):
     path = tmp_path / "curve.bundle.jsonl.gz"
-    export_bundle(lab.store, path, tag=curve.result.sweep.tag)
+    export_bundle(lab.engine.store, path, tag=curve.result.sweep.tag)
     seen = len(standin.seen)
     replay = Lab(endpoint=OpenRouter(standin.url), db=tmp_path / "replay.db", cache="replay",
                  bundle=path, quiet=True)  # fmt: skip
@@ -275,7 +275,7 @@ def test_ignored_axes_needs_every_output_identical():
                              "content": f"answer {p}", "reasoning": "same",
                              "completion_tokens": 9, "error": None})  # fmt: skip
     df = pd.DataFrame(rows)
-    points = [{"temperature": t, "stop": s} for t in (0.0, 1.0) for s in (None, ["\n"])]
+    points = ["temperature", "stop"]  # the swept columns
     assert ignored_axes(df, points) == [("temperature", MIN_GROUPS * 2), ("stop", MIN_GROUPS * 2)]
     # one group where temperature changed only the reasoning: temperature is not ignored
     df.loc[(df["prompt_id"] == "p0") & (df["temperature"] == 1.0), "reasoning"] = "other"

@@ -53,7 +53,7 @@ def test_key_appears_nowhere(standin, db, tmp_path, monkeypatch):
     lab.sweep(["a", "b"], grid(max_tokens=[30]), tag="sweep").run(progress=False)
     calls = lab.calls()
     assert not calls.astype(str).apply(lambda col: col.str.contains(FAKE_KEY)).any().any()
-    export_bundle(lab.store, tmp_path / "b.jsonl.gz", tag="secret")
+    export_bundle(lab.engine.store, tmp_path / "b.jsonl.gz", tag="secret")
     lab.close()
     _scan(db)
     _scan(tmp_path / "b.jsonl.gz")

@@ -73,11 +73,11 @@ def test_disk_full_is_a_clear_error_and_nothing_is_half_written(lab, standin, db
     pages, size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
 
     # Cap the file at its current size: the next write hits SQLITE_FULL.
-    lab.store.cap_size(pages * size)
+    lab.engine.store.cap_size(pages * size)
     big = "x" * 200_000
     with pytest.raises(StorageError, match="full"):
         asyncio.run(lab.achat(big, max_tokens=300))
-    lab.store.cap_size(None)
+    lab.engine.store.cap_size(None)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == 1
 

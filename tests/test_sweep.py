@@ -36,8 +36,8 @@ def test_cells_are_deterministic(lab):
     # the cell for (prompt, point, sample) is the same request lab.chat would make
     # (on OpenRouter a sweep also asks for providers that honour every parameter it sends)
     cell = a.cells[5]
-    routing = {"provider": {"require_parameters": True}}
-    direct = lab.prepare(PROMPTS[0], sample=cell.sample, tag=a.tag, **cell.point, **routing)
+    assert cell.point["provider"] == {"require_parameters": True}
+    direct = lab.engine.prepare(PROMPTS[0], sample=cell.sample, tag=a.tag, **cell.point)
     assert direct.key == cell.call.key
 
 
@@ -225,7 +225,7 @@ def test_interrupt_leaves_nothing_half_written(db):
         log = lab.calls("ctrl-c")
         cancelled = log[log["error_type"] == "cancelled"]
         assert len(cancelled) >= 1
-        cached = sqlite3.connect(lab.store.path).execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+        cached = sum(entries for _, _, entries, _ in lab.engine.store.cache_stats()[0])
         assert cached == (log["error"].isna()).sum()  # only complete answers were cached
         plan = sweep.plan()
         assert (plan["status"] == "error").sum() == 0  # cancelled cells are not failures

@@ -74,7 +74,7 @@ def test_3_a_hostile_price_list_neither_leaks_a_reservation_nor_loses_the_answer
         lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True, budget_usd=1.0)
         r = lab.chat("price me if you can", max_tokens=300)
     assert r.content and r.cost_source == "computed"  # the embedded M1 table took over
-    assert lab.store.reservations_held() == 0
+    assert lab.engine.store.reservations_held() == 0
 
 
 def _hold_the_write_lock(db: Path, release: threading.Event, held: threading.Event) -> None:
@@ -102,7 +102,7 @@ def test_3_a_reservation_whose_task_is_cancelled_is_released(standin, db):
     (outcome,) = asyncio.run(main())
     holder.join()
     assert isinstance(outcome, asyncio.CancelledError)
-    assert lab.store.reservations_held() == 0 and standin.seen == []
+    assert lab.engine.store.reservations_held() == 0 and standin.seen == []
 
 
 def test_3_a_queued_commit_lands_even_if_its_task_is_cancelled(lab, db):
@@ -115,7 +115,7 @@ def test_3_a_queued_commit_lands_even_if_its_task_is_cancelled(lab, db):
     held.wait()
 
     async def main():
-        task = asyncio.ensure_future(lab.store.acommit_call(row))
+        task = asyncio.ensure_future(lab.engine.store.acommit_call(row))
         await asyncio.sleep(0)  # queued, waiting for the lock
         task.cancel()
         release.set()
@@ -123,12 +123,12 @@ def test_3_a_queued_commit_lands_even_if_its_task_is_cancelled(lab, db):
 
     asyncio.run(main())
     holder.join()
-    lab.store.flush()
-    assert lab.store.spent("t") == 0.5  # the paid row was not lost with its task
+    lab.engine.store.flush()
+    assert lab.engine.store.spent("t") == 0.5  # the paid row was not lost with its task
 
 
 def test_4_paid_rows_are_durable(lab):
-    assert lab.store.durability() == "FULL"
+    assert lab.engine.store.durability() == "FULL"
 
 
 # --- secrets and privacy -------------------------------------------------------------------
@@ -222,11 +222,11 @@ def test_9_a_gzip_bomb_is_refused_before_memory_is_at_risk(tmp_path, lab, monkey
     assert bomb.stat().st_size < 2 << 20
     tracemalloc.start()
     with pytest.raises(BundleError, match="longer than 64 MB"):
-        import_bundle(lab.store, bomb)
+        import_bundle(lab.engine.store, bomb)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 200 << 20, f"peak {peak >> 20} MB"
-    assert sqlite3.connect(lab.store.path).execute("SELECT COUNT(*) FROM cache").fetchone()[0] == 0
+    assert lab.engine.store.cache_stats()[0] == []  # no entry at all
 
 
 def test_9_a_bad_entry_is_refused_before_the_rest_is_read(tmp_path, lab):
@@ -240,7 +240,7 @@ def test_9_a_bad_entry_is_refused_before_the_rest_is_read(tmp_path, lab):
         f.write(packer.flush())
     tracemalloc.start()
     with pytest.raises(BundleError, match="entry 1 is invalid"):
-        import_bundle(lab.store, bomb)
+        import_bundle(lab.engine.store, bomb)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 200 << 20, f"peak {peak >> 20} MB"
@@ -250,7 +250,7 @@ def test_9_the_size_cap_holds_across_lines(tmp_path, lab, monkeypatch):
     lab.chat("one", max_tokens=300, tag="t")
     lab.chat("two", max_tokens=300, tag="t")
     path = tmp_path / "b.jsonl.gz"
-    export_bundle(lab.store, path, tag="t")
+    export_bundle(lab.engine.store, path, tag="t")
     size = len(gzip.decompress(path.read_bytes()))
     with pytest.raises(BundleError, match="decompresses to more than"):
         read_bundle(path, max_size=size - 10)
@@ -260,7 +260,7 @@ def test_9_the_size_cap_holds_across_lines(tmp_path, lab, monkeypatch):
 def test_11_imported_entries_are_marked_and_save_no_money(lab, standin, tmp_path):
     r = lab.chat("shared answer", max_tokens=300, tag="theirs")
     path = tmp_path / "theirs.bundle.jsonl.gz"
-    export_bundle(lab.store, path, tag="theirs")
+    export_bundle(lab.engine.store, path, tag="theirs")
     mine = Lab(base_url=standin.url, db=tmp_path / "mine.db", cache="replay", bundle=path,
                quiet=True)  # fmt: skip
     hit = mine.chat("shared answer", max_tokens=300)

@@ -9,13 +9,15 @@ capabilities, never its class.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from ..client import Http
 from ..config import normalize_base_url
-from ..errors import RequestError
+from ..errors import ConfigError, RequestError
 from ..pricing import EMBEDDED, PriceTable
 from ..redaction import register_secret
 from ..wire import Delta, Reply
@@ -42,6 +44,27 @@ class Capabilities:
     the ledger."""
 
 
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (127.0.0.0/8, ::1 or localhost)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_key_transport(url: str, key: str | None) -> None:
+    """Refuse to attach `key` to `url` unless the key would travel encrypted (https) or stay
+    on this machine: a key sent over plain http can be read by anyone on the path."""
+    if key and urlsplit(url).scheme != "https" and not is_loopback(url):
+        raise ConfigError(
+            f"refusing to send an API key over plain http to {urlsplit(url).hostname}: keys "
+            "only travel over https (or to this machine). Use an https:// URL, or pass no key"
+        )
+
+
 class Endpoint:
     """Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp, a stand-in server)."""
 
@@ -62,6 +85,7 @@ class Endpoint:
         self._name = identity
         self.base_url = normalize_base_url(base_url)
         """Root URL; ``/chat/completions`` is appended."""
+        check_key_transport(self.base_url, api_key)
         self.api_key = api_key
         """Sent as a Bearer token; never stored, logged, or shown."""
         register_secret(api_key)

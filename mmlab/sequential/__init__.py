@@ -33,12 +33,12 @@ money on it.
 numpy is imported with this package; pandas only when a DataFrame is built.
 """
 
+from ..fields import NOT_PARAMETERS as NOT_PARAMETERS
 from .cs import GRID as GRID
 from .cs import TRUNCATION as TRUNCATION
 from .cs import ConfidenceSequence
 from .scheduler import AdaptiveScheduler
 from .simulate import expected_share, simulate, summarize_simulations
-from .tree import NOT_PARAMETERS as NOT_PARAMETERS
 
 __all__ = [
     "AdaptiveScheduler",

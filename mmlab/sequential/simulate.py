@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import RequestError
+from ..fields import NOT_PARAMETERS
 from ..stop import CIWidth, Decided, Rule, check_metric, norm_by, positive_number
 from .scheduler import AdaptiveScheduler
-from .tree import NOT_PARAMETERS, Design
+from .tree import Design
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,43 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import RequestError
+from ..fields import NOT_PARAMETERS
 from ..stop import AllOf, AnyOf, Budget, CIWidth, Decided, MaxRepeats, Rule, norm_by
 from .cs import ConfidenceSequence
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Columns of a cell table (or a sweep's results) that are never parameter columns.
-NOT_PARAMETERS = frozenset(
-    {
-        "cell",
-        "prompt_id",
-        "prompt",
-        "sample",
-        "status",
-        "cache_key",
-        "error",
-        "score",
-        "content",
-        "reasoning",
-        "prompt_tokens",
-        "completion_tokens",
-        "reasoning_tokens",
-        "answer_tokens",
-        "cached_tokens",
-        "cost_usd",
-        "cost_source",
-        "spent_usd",
-        "latency_s",
-        "ttft_s",
-        "finish_reason",
-        "truncated",
-        "cache_hit",
-        "provider",
-        "served_model",
-        "reasoning_mode",
-    }
-)
 
 
 class Groups:

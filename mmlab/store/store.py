@@ -57,6 +57,12 @@ def _flush_all() -> None:
             store.flush()
 
 
+#: Cache hits' log rows are written once this many are waiting...
+HIT_BATCH = 16384
+#: ...or once no hit has come for this long (and before any read of the log, and at exit).
+HIT_IDLE_S = 0.2
+
+
 class Store:
     """The SQLite database behind a Lab: cache rows, call rows, reservations, price tables."""
 
@@ -67,6 +73,8 @@ class Store:
         self._hits_lock = threading.Lock()
         self._hit_rows: list[tuple[Any, ...]] = []
         self._hits_queued = False
+        self._hits_timer: threading.Timer | None = None
+        self._hits_seen = 0
         check_foreign(self.path)
         self._migrate()
         _STORES.add(self)
@@ -286,15 +294,59 @@ class Store:
         txn = self._commit_call_txn(row, None, release)
         self._write_behind(txn)
 
+    def append_calls(self, rows: Iterable[CallRow], *, chunk: int = 50_000) -> int:
+        """Append log rows in bulk (a transaction per `chunk` rows) and return how many: a
+        log carried over from elsewhere, or a benchmark's million-call history. The roll-up
+        triggers keep the usage summary in step, as for rows the engine writes."""
+        n = 0
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(call_values(row))
+            if len(batch) >= chunk:
+                self._write(lambda db, b=batch: insert_many(db, INSERT_CALL, b))
+                n, batch = n + len(batch), []
+        if batch:
+            self._write(lambda db: insert_many(db, INSERT_CALL, batch))
+            n += len(batch)
+        return n
+
     def log_hits(self, rows: Sequence[CallRow]) -> None:
         """Queue the log rows of cache hits (written behind: they spend nothing).
 
-        Rows gather in one list that a single queued job writes: a burst of hits costs one
-        job and one transaction, not one each.
+        Rows gather in memory and are written together when the hits pause (no hit for
+        `HIT_IDLE_S`), when `HIT_BATCH` are waiting, before any read of the log, and at exit.
+        Writing while hits keep coming made each hit pay for the writer's work beside it (on
+        2 cores, a third of a hit's time); a burst's rows now land in the pause after it. A
+        hard kill loses at most the current burst's hit rows: never a paid call, a cache
+        entry or money.
         """
+        values = [call_values(r) for r in rows]
         with self._hits_lock:
-            self._hit_rows.extend(call_values(r) for r in rows)
+            self._hit_rows += values
+            self._hits_seen += 1
             if self._hits_queued or not self._hit_rows:
+                return
+            if len(self._hit_rows) < HIT_BATCH:
+                if self._hits_timer is None:
+                    self._arm_hits_timer(HIT_IDLE_S)
+                return
+            self._hits_queued = True
+        self._write_behind(self._write_hits)
+
+    def _arm_hits_timer(self, delay: float) -> None:
+        # the timer checks whether any hit came in the meantime (a counter, not a clock read
+        # per hit: this is on every hit's path)
+        self._hits_timer = threading.Timer(delay, self._hits_due, (self._hits_seen,))
+        self._hits_timer.daemon = True
+        self._hits_timer.start()
+
+    def _hits_due(self, seen: int) -> None:
+        with self._hits_lock:
+            self._hits_timer = None
+            if self._hits_queued or not self._hit_rows:
+                return
+            if self._hits_seen != seen:
+                self._arm_hits_timer(HIT_IDLE_S)  # hits came meanwhile: look again later
                 return
             self._hits_queued = True
         self._write_behind(self._write_hits)
@@ -303,6 +355,9 @@ class Store:
         with self._hits_lock:
             rows, self._hit_rows = self._hit_rows, []
             self._hits_queued = False
+            if self._hits_timer is not None:
+                self._hits_timer.cancel()
+                self._hits_timer = None
         try:
             if rows:
                 insert_many(db, INSERT_CALL, rows)

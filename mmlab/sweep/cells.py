@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import jsonfast
 from ..errors import RequestError
-from ..params import check_params, column_value, flat
-from ..wire import canonical_json, check_messages
+from ..params import check_params, flat, param_frame
+from ..wire import check_messages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +30,8 @@ class Cell:
     prompt_id: str
     """The prompt's id."""
     point: dict[str, Any]
-    """The parameter point (shared by the cells of that point)."""
+    """The parameters sent, validated and merged with the fixed ones (shared by the cells of
+    that point): the values every frame shows."""
     sample: int
     """Repeat index."""
     call: Call
@@ -47,7 +49,13 @@ class SweepLike(Protocol):
     name: str
     prompts: pd.DataFrame
     points: list[dict[str, Any]]
+    repeats: int
     scorer: Callable[[Mapping[str, Any]], Any] | None
+
+    @property
+    def columns(self) -> list[str]:
+        """The parameter columns the sweep varies or sets."""
+        ...
 
 
 def prompt_table(prompts: Any) -> pd.DataFrame:
@@ -142,7 +150,7 @@ def build_cells(
     tag: str,
 ) -> list[Cell]:
     """Every (prompt, point, sample) as a `Cell`, through the engine's own call path."""
-    params_json = [canonical_json(p) for p in checked]
+    params_json = [jsonfast.dumps_sorted(p) for p in checked]
     samples = range(repeats)
     cells: list[Cell] = []
     for prow in prompts.to_dict("records"):
@@ -150,32 +158,50 @@ def build_cells(
         messages = check_messages(prow["prompt"], own if isinstance(own, str) else system)
         extra = {k: v for k, v in prow.items() if k not in ("prompt", "prompt_id")}
         prompt_id = str(prow["prompt_id"])
-        for point, params, pj in zip(points, checked, params_json, strict=True):
+        for params, pj in zip(checked, params_json, strict=True):
             for call in engine.calls_for(messages, params, samples, tag, pj):
-                cells.append(Cell(len(cells), prompt_id, point, call.sample, call, extra))
+                cells.append(Cell(len(cells), prompt_id, params, call.sample, call, extra))
     return cells
 
 
-def plan_frame(cells: Sequence[Cell]) -> pd.DataFrame:
-    """One row per cell: ``cell``, ``prompt_id``, ``sample`` and the flattened parameter
-    columns (``reasoning.effort``; list values as comma-joined text, so they can be
-    grouped)."""
+def plan_frame(
+    cells: Sequence[Cell],
+    columns: Sequence[str],
+    status: tuple[set[str], dict[str, str]] | None = None,
+) -> pd.DataFrame:
+    """The plan: one row per cell — ``cell``, ``prompt_id``, the parameter `columns` (as
+    `mmlab.params.param_frame` types them everywhere), ``sample``, and with `status` (from
+    `Engine.status`) the cell's ``status`` (``hit``: cached; ``error``: last attempt failed;
+    ``miss``: to call) and ``cache_key``. `Sweep.plan` shows it; the adaptive scheduler plans
+    its rounds on it."""
     import pandas as pd
 
-    rows = []
+    # cells share their point dicts: one frame row per distinct point, then taken per cell
+    points: dict[int, int] = {}
+    distinct: list[dict[str, Any]] = []
     for c in cells:
-        params = {k: column_value(v) for k, v in flat(c.point).items()}
-        rows.append({"cell": c.index, "prompt_id": c.prompt_id, "sample": c.sample, **params})
-    return pd.DataFrame(rows)
+        if id(c.point) not in points:
+            points[id(c.point)] = len(distinct)
+            distinct.append(c.point)
+    params = param_frame(distinct, [k for k in columns if k != "model"])
+    params = params.take([points[id(c.point)] for c in cells]).reset_index(drop=True)
+    # the same dtypes as res.df's columns of the same names (`mmlab.fields`)
+    out = pd.DataFrame({"cell": [c.index for c in cells],
+                        "prompt_id": pd.Series([c.prompt_id for c in cells], dtype=object)})
+    if "model" in columns:
+        out["model"] = pd.Series([c.call.model for c in cells], dtype=object)
+    out = pd.concat([out, params], axis=1)
+    out["sample"] = pd.array([c.sample for c in cells], dtype="Int64")
+    if status is not None:
+        cached, errors = status
+        out["status"] = pd.Series([
+            "hit" if c.call.key in cached else "error" if c.call.key in errors else "miss"
+            for c in cells
+        ], dtype=object)
+        out["cache_key"] = pd.Series([c.call.key for c in cells], dtype=object)
+    return out
 
 
 def point_columns(points: Sequence[Mapping[str, Any]]) -> list[str]:
     """The flattened parameter columns the points vary (or set)."""
     return list(dict.fromkeys(k for p in points for k in flat(p)))
-
-
-def status(engine: Engine, cells: Sequence[Cell], tag: str) -> tuple[set[str], dict[str, str]]:
-    """(keys with a cached response, last error by key for keys with no success)."""
-    keys = [c.call.key for c in cells]
-    cached = engine.store.cache_keys(keys)
-    return cached, engine.store.last_errors(tag, set(keys) - cached)

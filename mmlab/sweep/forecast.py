@@ -150,7 +150,7 @@ async def forecast(
         free = via.capabilities.free
         price, table = (None, EMBEDDED) if free else await engine.price_for(via, model)
         observed, observed_n = await asyncio.to_thread(
-            engine.store.observed_lengths, model, identity
+            engine.observed_lengths, model, identity
         )
         worst_usd = expected_usd = 0.0
         for c in group:

@@ -15,121 +15,93 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import cost_per_correct, summarize, truncation_rate
-from ..params import column_value, flat
-from ..result import Response
-from ..wire import is_truncated
-from .cells import point_columns
+from ..fields import SWEPT
+from ..params import column_dtype, column_value, flat
 from .forecast import Forecast
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..result import Result
     from .cells import Cell, SweepLike
 
-#: Labels like "stop" or "billed" repeat in every row: one interned copy each.
-LABELS = frozenset({"cost_source", "finish_reason", "provider", "reasoning_mode", "model"})
-
-
 class Columns:
-    """A sweep's results as preallocated column arrays, filled cell by cell."""
-
-    TEXT = ("content", "reasoning", "cost_source", "finish_reason", "provider", "reasoning_mode",
-            "model")  # fmt: skip
-    #: Response fields whose result column has another name (the model that answered is
-    #: ``served_model``: ``model`` is the one asked).
-    RENAMED = {"model": "served_model"}
-    TOKENS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
-    NUMBERS = ("cost_usd", "spent_usd", "latency_s", "ttft_s")
+    """A sweep's results as preallocated column arrays, one per result field `mmlab.fields`
+    declares for ``res.df`` (`SWEPT`), filled cell by cell."""
 
     def __init__(self, n: int) -> None:
         import numpy as np
 
         self.done = np.zeros(n, dtype=bool)
-        self.hit = np.zeros(n, dtype=bool)
-        self.text = {k: np.full(n, None, dtype=object) for k in self.TEXT}
-        self.tokens = {k: np.zeros(n, dtype=np.int64) for k in self.TOKENS}
-        self.numbers = {k: np.full(n, np.nan) for k in self.NUMBERS}
+        empty = {"int": lambda: np.zeros(n, dtype=np.int64),
+                 "float": lambda: np.full(n, np.nan),
+                 "bool": lambda: np.zeros(n, dtype=bool)}  # fmt: skip
+        self.arrays: dict[str, Any] = {
+            f.column: empty.get(f.kind, lambda: np.full(n, None, dtype=object))()
+            for f in SWEPT
+        }
+        # (array, reader, intern?, skip None?) per field: the loop in `put` runs per cell
+        self._writers = [
+            (self.arrays[f.column], f.read, f.kind == "label", f.kind in ("int", "float"))
+            for f in SWEPT
+        ]
 
-    def put(self, i: int, r: Response, *, hit: bool, spent: float) -> None:
-        """Store cell `i`'s response."""
-        self.done[i], self.hit[i] = True, hit
-        u = r.usage
-        self.tokens["prompt_tokens"][i] = u.prompt_tokens
-        self.tokens["completion_tokens"][i] = u.completion_tokens
-        self.tokens["reasoning_tokens"][i] = u.reasoning_tokens
-        self.tokens["cached_tokens"][i] = u.cached_tokens
-        for k in self.TEXT:
-            v = getattr(r, k)
-            self.text[k][i] = sys.intern(v) if isinstance(v, str) and k in LABELS else v
-        for k, v in (
-            ("cost_usd", r.cost_usd),
-            ("spent_usd", spent),
-            ("latency_s", r.latency_s),
-            ("ttft_s", r.ttft_s),
-        ):
-            if v is not None:
-                self.numbers[k][i] = v
+    def put(self, i: int, r: Result) -> None:
+        """Store cell `i`'s result."""
+        self.done[i] = True
+        for array, read, label, numeric in self._writers:
+            v = read(r)  # type: ignore[misc]
+            if v is None and numeric:
+                continue  # stays NaN: unknown, not 0
+            array[i] = sys.intern(v) if label and isinstance(v, str) else v
+
+    def cost(self, i: int) -> float:
+        """What producing cell `i`'s response cost (0 when unknown or not done)."""
+        cost = self.arrays["cost_usd"][i]
+        return 0.0 if cost != cost else float(cost)
 
     def response(self, i: int) -> dict[str, Any]:
-        """Cell `i`'s response fields, as a result row has them (what scorers read)."""
-        out: dict[str, Any] = {self.RENAMED.get(k, k): self.text[k][i] for k in self.TEXT}
-        out.update({k: int(self.tokens[k][i]) for k in self.TOKENS})
-        out["truncated"] = is_truncated(out["finish_reason"], out["content"])
+        """Cell `i`'s result fields as plain Python values, as its row of ``res.df`` reads."""
+        out: dict[str, Any] = {}
+        for f in SWEPT:
+            v = self.arrays[f.column][i]
+            out[f.column] = v.item() if hasattr(v, "item") else v
         return out
 
     def frame_columns(self) -> dict[str, Any]:
-        """The result columns, in res.df order, with missing cells as <NA>/NaN/None."""
-        import numpy as np
+        """The result columns, in res.df order, each with its declared dtype; cells not done
+        are <NA>/NaN/None."""
         import pandas as pd
 
         missing = ~self.done
-        # Text stays as the Python strings already in memory (object dtype): letting pandas
-        # infer its string dtype would copy every answer and reasoning into a second buffer.
-        text = {k: pd.Series(v, dtype=object, copy=False) for k, v in self.text.items()}
-        ints = {k: pd.arrays.IntegerArray(v, missing.copy()) for k, v in self.tokens.items()}
-        answer = np.maximum(self.tokens["completion_tokens"] - self.tokens["reasoning_tokens"], 0)
-        truncated = np.array(
-            [
-                is_truncated(f, c)
-                for f, c in zip(self.text["finish_reason"], self.text["content"], strict=True)
-            ],
-            dtype=bool,
-        )
-        return {
-            "content": text["content"],
-            "reasoning": text["reasoning"],
-            "prompt_tokens": ints["prompt_tokens"],
-            "completion_tokens": ints["completion_tokens"],
-            "reasoning_tokens": ints["reasoning_tokens"],
-            "answer_tokens": pd.arrays.IntegerArray(answer, missing.copy()),
-            "cached_tokens": ints["cached_tokens"],
-            "cost_usd": self.numbers["cost_usd"],
-            "cost_source": text["cost_source"],
-            "spent_usd": self.numbers["spent_usd"],
-            "latency_s": self.numbers["latency_s"],
-            "ttft_s": self.numbers["ttft_s"],
-            "finish_reason": text["finish_reason"],
-            "truncated": pd.arrays.BooleanArray(truncated, missing.copy()),
-            "cache_hit": pd.arrays.BooleanArray(self.hit, missing.copy()),
-            "provider": text["provider"],
-            "served_model": text["model"],
-            "reasoning_mode": text["reasoning_mode"],
-        }
+        out: dict[str, Any] = {}
+        for f in SWEPT:
+            v = self.arrays[f.column]
+            if f.kind == "int":
+                out[f.column] = pd.arrays.IntegerArray(v, missing.copy())
+            elif f.kind == "bool":
+                out[f.column] = pd.arrays.BooleanArray(v, missing.copy())
+            elif f.kind == "float":
+                out[f.column] = v
+            else:
+                # Text stays as the Python strings already in memory (object dtype): letting
+                # pandas infer its string dtype would copy every answer into a second buffer.
+                out[f.column] = pd.Series(v, dtype=object, copy=False)
+        return out
 
 
-def result_row(cell: Cell, done: Columns) -> dict[str, Any]:
-    """Finished cell `cell` as its row of ``res.df`` will read (what a scorer is given while
-    an adaptive sweep runs, so its live decisions score exactly what the frame scores)."""
+def result_row(cell: Cell, done: Columns, columns: Sequence[str]) -> dict[str, Any]:
+    """Finished cell `cell` as its row of ``res.df`` will read, parameter `columns` included
+    (what a scorer is given while an adaptive sweep runs, so its live decisions score exactly
+    what the frame scores)."""
     i = cell.index
     row: dict[str, Any] = {"cell": i, "prompt_id": cell.prompt_id}
     row.update((k, v) for k, v in cell.row.items() if k not in ("prompt", "prompt_id"))
     row["model"] = cell.call.model
-    row.update((k, column_value(v)) for k, v in flat(cell.point).items() if k != "model")
+    params = flat(cell.point)
+    row.update((k, column_value(params.get(k))) for k in columns if k != "model")
     row["sample"] = cell.sample
     row.update(done.response(i))
-    row["answer_tokens"] = max(row["completion_tokens"] - row["reasoning_tokens"], 0)
-    row.update((k, float(done.numbers[k][i])) for k in Columns.NUMBERS)
-    row["cache_hit"] = bool(done.hit[i])
     row["error"] = None
     row["cache_key"] = cell.call.key
     return row
@@ -138,7 +110,7 @@ def result_row(cell: Cell, done: Columns) -> dict[str, Any]:
 def build_frame(
     cells: Sequence[Cell],
     prompts: pd.DataFrame,
-    points: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
     done: Columns,
     failures: Mapping[int, str],
     scorer: Callable[[Mapping[str, Any]], Any] | None,
@@ -160,12 +132,18 @@ def build_frame(
             cols[name] = pd.Series([c.row.get(name) for c in cells])
     # the model asked, whether or not it is an axis (its answers may come from another one)
     cols["model"] = column(sys.intern(c.call.model) for c in cells)
-    # cells share their point dicts: flatten each point once, not once per cell
-    flats = {id(p): {k: column_value(v) for k, v in flat(p).items()} for p in points}
-    for name in dict.fromkeys(k for f in flats.values() for k in f):
+    # cells share their point dicts: flatten each point once, not once per cell; values as
+    # sent (validated), typed as every other frame types them (`mmlab.params.param_frame`)
+    flats: dict[int, dict[str, Any]] = {}
+    for c in cells:
+        if id(c.point) not in flats:
+            flats[id(c.point)] = {k: column_value(v) for k, v in flat(c.point).items()}
+    for name in columns:
         if name != "model":
-            cols[name] = pd.Series([flats[id(c.point)].get(name) for c in cells])
-    cols["sample"] = np.fromiter((c.sample for c in cells), dtype=np.int64, count=n)
+            cols[name] = pd.Series([flats[id(c.point)].get(name) for c in cells],
+                                   dtype=column_dtype(name))  # fmt: skip
+    cols["sample"] = pd.array(np.fromiter((c.sample for c in cells), dtype=np.int64, count=n),
+                              dtype="Int64")  # fmt: skip
     cols.update(done.frame_columns())
     cols["error"] = column(
         None if done.done[c.index] else failures.get(c.index, "not run") for c in cells
@@ -176,7 +154,8 @@ def build_frame(
         # the same rows an adaptive run's live scorer is given (`result_row`), built per cell
         # rather than through df.to_dict, which would copy the whole frame into dicts at once
         df["score"] = pd.Series(
-            [score(scorer, result_row(c, done)) if done.done[c.index] else None for c in cells],
+            [score(scorer, result_row(c, done, columns)) if done.done[c.index] else None
+             for c in cells],  # fmt: skip
             dtype=float,
         )
     return df
@@ -186,9 +165,7 @@ def build_frame(
 MIN_GROUPS = 5
 
 
-def ignored_axes(
-    df: pd.DataFrame, points: Sequence[Mapping[str, Any]]
-) -> list[tuple[str, int]]:
+def ignored_axes(df: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, int]]:
     """Swept axes whose values changed no answer at all: (axis, groups compared) for each.
 
     Cells that differ only in the axis (same prompt, sample and other parameters) are
@@ -199,7 +176,7 @@ def ignored_axes(
     """
     import pandas as pd
 
-    axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in df]
+    axes = [a for a in columns if a in df]
     if not axes:
         return []
     done = df["error"].isna() & df["content"].notna()
@@ -246,12 +223,12 @@ def same_model(asked: Any, served: Any) -> bool:
     return a == s or re.fullmatch(re.escape(a) + r"-\d[\d-]*", s) is not None
 
 
-def routing_warnings(df: pd.DataFrame, points: Sequence[Mapping[str, Any]]) -> list[str]:
+def routing_warnings(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     """What makes cells meant to be comparable not comparable: answers from another model
     than the one asked (OpenRouter's fallback), and cells of one parameter point served by
     different providers (unpinned routing spreads them)."""
     out: list[str] = []
-    axes = [a for a in dict.fromkeys(k for p in points for k in flat(p)) if a in df]
+    axes = [a for a in columns if a in df]
     keys = ["model", *(a for a in axes if a != "model")]
     # only the columns looked at: a filtered copy of the whole frame is as big as the frame
     ok = df.loc[df["error"].isna() & df["served_model"].notna(),
@@ -446,7 +423,7 @@ class SweepResult:
     def parameters(self) -> list[str]:
         """The parameter columns of `df` this sweep varied or set (``temperature``,
         ``provider.only``, ...): what `mmlab.sequential.simulate` groups cells by."""
-        return [c for c in point_columns(self.sweep.points) if c in self.df]
+        return [c for c in self.sweep.columns if c in self.df]
 
     @property
     def complete(self) -> bool:

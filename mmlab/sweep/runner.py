@@ -21,7 +21,7 @@ from ..config import resolve_budget
 from ..errors import APIError, BudgetExceeded, RequestError
 from ..result import Result
 from ..stop import CIWidth, Decided, Rule
-from .cells import Cell, SweepLike, plan_frame, point_columns, status
+from .cells import Cell, SweepLike, plan_frame
 from .forecast import Forecast, cell_worst_usd, forecast
 from .results import (
     AdaptiveOutcome,
@@ -154,7 +154,8 @@ class Runner:
         started = time.perf_counter()
         # Reading the log waits for queued writes, and another process may hold the write
         # lock: database work runs off the event loop, so calls in flight never stall.
-        known = await asyncio.to_thread(status, self.sweep.engine, self.sweep.cells, self.sweep.tag)
+        engine, cells = self.sweep.engine, self.sweep.cells
+        known = await asyncio.to_thread(engine.status, [c.call for c in cells], self.sweep.tag)
         if self.stop is not None:
             self.scheduler = await self._scheduler()
         self.bar = _progress(len(self.sweep.cells), self.progress, self.sweep.name)
@@ -215,10 +216,10 @@ class Runner:
         from ..sequential import AdaptiveScheduler
 
         return AdaptiveScheduler(
-            plan_frame(sweep.cells),
+            plan_frame(sweep.cells, sweep.columns),
             self.stop,
             repeats=sweep.repeats,
-            point_columns=point_columns(sweep.points),
+            point_columns=sweep.columns,
             worst_usd_per_cell=lambda i: worst[i],
         )
 
@@ -226,15 +227,15 @@ class Runner:
         """What the stopping rule reads of a finished cell (None: it failed)."""
         if not self.columns.done[cell.index]:
             return None
-        row = result_row(cell, self.columns)  # the row res.df will score: same decisions
+        # the row res.df will score: the same decisions
+        row = result_row(cell, self.columns, self.sweep.columns)
         value = score(self.sweep.scorer, row) if self.sweep.scorer is not None else None
         return {"score": value, "truncated": float(row["truncated"])}
 
     def _cost(self, cell: Cell) -> float:
         # What producing the response cost, not what this run spent: a replay (all hits,
         # nothing spent) must decide exactly as the live run did.
-        cost = self.columns.numbers["cost_usd"][cell.index]
-        return 0.0 if cost != cost else float(cost)
+        return self.columns.cost(cell.index)
 
     def _partition(
         self, cells: list[Cell], cached: set[str], errors: dict[str, str]
@@ -254,24 +255,19 @@ class Runner:
         return hits, todo
 
     def _serve_hits(self, hits: list[Cell]) -> list[Cell]:
-        """Serve cached cells (every cell served is a logged call); returns the cells whose
-        entries vanished meanwhile (cleared by another process), to be sent after all."""
+        """Serve cached cells through the engine's lookup (every cell served is a logged
+        call); returns the cells whose entries vanished meanwhile (cleared by another
+        process), to be sent after all."""
         engine = self.sweep.engine
         vanished: list[Cell] = []
         for i in range(0, len(hits), HIT_CHUNK):
             chunk = hits[i : i + HIT_CHUNK]
-            stored = engine.store.cache_get_many(c.call.key for c in chunk)
-            rows = []
-            for c in chunk:
-                found = stored.get(c.call.key)
-                if found is None:
+            for c, result in zip(chunk, engine.lookup_many([c.call for c in chunk]), strict=True):
+                if result is None:
                     vanished.append(c)
                     continue
-                result = engine.hit(c.call, *found)
-                self.columns.put(c.index, result, hit=True, spent=0.0)
-                rows.append(engine.row(c.call, "hit", result))
-            engine.store.log_hits(rows)
-            self.stats.hits += len(rows)
+                self.columns.put(c.index, result)
+                self.stats.hits += 1
         return vanished
 
     def _limit(self, todo: list[Cell]) -> tuple[list[Cell], list[Cell]]:
@@ -332,7 +328,7 @@ class Runner:
         self.stats.succeeded += 1
         self.stats.retries += result.retries
         self.stats.spent_usd += result.spent_usd
-        self.columns.put(cell.index, result, hit=False, spent=result.spent_usd)
+        self.columns.put(cell.index, result)
         self.failures.pop(cell.index, None)
 
     def _failed(self, cell: Cell, exc: APIError) -> None:
@@ -363,7 +359,7 @@ class Runner:
         if left:
             self.stats.remaining_forecast = await forecast(sweep.engine, len(left), left, 0, 0)
         df = build_frame(
-            sweep.cells, sweep.prompts, sweep.points, self.columns, self.failures, sweep.scorer
+            sweep.cells, sweep.prompts, sweep.columns, self.columns, self.failures, sweep.scorer
         )
         adaptive = None
         if self.scheduler is not None:
@@ -371,9 +367,9 @@ class Runner:
             adaptive = AdaptiveOutcome.of(self.scheduler, str(self.stop), self.design)
             self.stats.adaptive = adaptive
         res = SweepResult(sweep, df, self.stats, adaptive)
-        for said in routing_warnings(df, sweep.points):
+        for said in routing_warnings(df, sweep.columns):
             warnings.warn(said, stacklevel=4)
-        for axis, compared in ignored_axes(df, sweep.points):
+        for axis, compared in ignored_axes(df, sweep.columns):
             warnings.warn(
                 f"sweeping {axis} changed no answer in any of {compared} comparable cell groups "
                 "(same prompt, sample and other parameters): the endpoint may ignore it — "

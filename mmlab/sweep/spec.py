@@ -20,7 +20,7 @@ from ..params import check_params, expand
 from ..stop import Rule
 from ..tags import nest
 from ..wire import canonical_json
-from .cells import build_cells, check_points, plan_frame, point_columns, prompt_table, status
+from .cells import build_cells, check_points, plan_frame, point_columns, prompt_table
 from .forecast import Forecast, forecast
 from .results import SweepResult
 from .runner import Runner, check_stop
@@ -29,7 +29,7 @@ from .spaces import Space, points_of
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..engine import Engine
+    from ..engine import Call, Engine
 
 
 class Sweep:
@@ -112,27 +112,22 @@ class Sweep:
             f"points × {self.repeats} repeats = {len(self.cells)} cells)"
         )
 
-    def plan(self) -> pd.DataFrame:
-        """One row per cell: prompt id, parameters, sample index, cache key and status
-        (``hit``: cached; ``error``: last attempt failed; ``miss``: to call)."""
-        import pandas as pd
+    @property
+    def columns(self) -> list[str]:
+        """The parameter columns this sweep varies or sets (``temperature``,
+        ``reasoning.effort``, ``provider.only``, ...), as every frame of it names them."""
+        return point_columns(self.points)
 
-        cached, errors = status(self.engine, self.cells, self.tag)
-        rows = []
-        for c in self.cells:
-            key = c.call.key
-            state = "hit" if key in cached else "error" if key in errors else "miss"
-            rows.append(
-                {
-                    "cell": c.index,
-                    "prompt_id": c.prompt_id,
-                    **c.point,
-                    "sample": c.sample,
-                    "status": state,
-                    "cache_key": key,
-                }
-            )
-        return pd.DataFrame(rows)
+    def plan(self) -> pd.DataFrame:
+        """One row per cell: prompt id, parameters (typed as in ``res.df`` and
+        ``lab.calls()``), sample index, status (``hit``: cached; ``error``: last attempt
+        failed; ``miss``: to call) and cache key."""
+        return plan_frame(self.cells, self.columns, self.engine.status(self.calls, self.tag))
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every cell's prepared call, in cell order."""
+        return [c.call for c in self.cells]
 
     def forecast(self, *, retry_errors: bool = False, stop: Rule | None = None) -> Forecast:
         """Calls to make, cache hits, and expected and worst-case tokens and USD; with a
@@ -142,7 +137,7 @@ class Sweep:
     async def aforecast(self, *, retry_errors: bool = False, stop: Rule | None = None) -> Forecast:
         """Async `forecast`."""
         check_stop(self, stop)
-        cached, errors = await asyncio.to_thread(status, self.engine, self.cells, self.tag)
+        cached, errors = await asyncio.to_thread(self.engine.status, self.calls, self.tag)
         todo = [
             c
             for c in self.cells
@@ -156,10 +151,10 @@ class Sweep:
             out.adaptive_rule = str(stop)
             out.adaptive_share = await asyncio.to_thread(
                 expected_share,
-                plan_frame(self.cells),
+                plan_frame(self.cells, self.columns),
                 stop,
                 repeats=self.repeats,
-                point_columns=point_columns(self.points),
+                point_columns=self.columns,
                 # what a call is expected to cost, so a budget rule binds where it would
                 usd_per_cell=out.expected_usd / len(todo) if todo else 0.0,
             )

@@ -98,6 +98,10 @@ class StandIn:
         with self.state.arrived:
             return self.state.arrived.wait_for(lambda: len(self.state.seen) >= n, timeout)
 
+    def serve_forever(self) -> None:
+        """Serve on the calling thread until interrupted (``python -m mmlab.testing``)."""
+        self._server.serve_forever()
+
     def reset(self) -> None:
         """Forget seen requests and counts."""
         with self.state.lock:
@@ -119,6 +123,6 @@ def main() -> None:
     server = StandIn(port=args.port, delay_s=args.delay, keepalives=args.keepalives)
     print(server.url, flush=True)
     try:
-        server._server.serve_forever()
+        server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -28,7 +28,7 @@ class ReasoningExplorer:
         self, df: pd.DataFrame, *, by: str | None = None, metric: str = "reasoning_tokens"
     ) -> None:
         self.df = df
-        params = plots._params(df) or [c for c in plots.PARAM_COLUMNS if c in df.columns]
+        params = plots.varied_params(df) or [c for c in plots.PARAM_COLUMNS if c in df.columns]
         if not params:
             raise ValueError("the DataFrame has no parameter columns to compare")
         if metric not in METRICS:
