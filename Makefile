@@ -1,6 +1,7 @@
 # mmlab: two commands do everything on a fresh machine.
 #   make lab    JupyterLab on notebooks/ with the embedded model ready (no API key needed)
 #   make test   unit + integration tests, notebooks under nbval, the browser test
+#   make test-fast   everything but notebooks, the browser and the slow tests, on 2 workers
 # Each creates .venv and installs what it needs on first use.
 
 PYTHON ?= python3
@@ -18,7 +19,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test install lint record bench browser clean
+.PHONY: lab test test-fast install lint record bench browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mmlab needs Python >= 3.11")'
@@ -39,6 +40,15 @@ lab: install
 test: install browser
 	$(PY) -m ruff check mmlab tests bench notebooks
 	$(PY) -m pytest tests
+
+# Everything but the notebooks, the browser and the slow tests (markers in pyproject.toml),
+# on FAST_WORKERS processes: under 90 s on 2 cores. The embedded model's tests share one worker
+# (loadgroup) and its server decodes on one thread there (tests/conftest.py): a llama.cpp server
+# spinning a thread per core next to a busy worker runs 5-25x slower.
+FAST_WORKERS ?= 2
+test-fast: install
+	$(PY) -m ruff check mmlab tests bench notebooks
+	$(PY) -m pytest tests -n $(FAST_WORKERS) --dist loadgroup -m "not slow and not notebook and not browser"
 
 # The browser test drives JupyterLab in Debian's chromium (never a downloaded browser).
 browser:

@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated environment, a loopback stand-in server, a Lab pointed at it."""
+"""Shared fixtures: an isolated environment, a loopback stand-in server, a Lab pointed at it;
+the routed and the arms stand-ins; the embedded model (on one thread under pytest-xdist).
+Plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
@@ -7,14 +9,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import FAKE_KEY, FAST_RETRY, PROVIDERS, R1, arm_accuracy
 
-from mmlab import Lab, RetryPolicy
-from mmlab.endpoints import OpenRouter
+from mmlab import Lab
+from mmlab.endpoints import Embedded, OpenRouter
+from mmlab.endpoints.llama_process import LocalServer
 from mmlab.testing import StandIn
 
-#: Recognisable and obviously fake; tests scan for it to prove it never leaks.
-FAKE_KEY = "sk-mmlab-TEST-not-a-real-key-7f3a9c1e5b"
-FAST_RETRY = RetryPolicy(max_retries=6, base_s=0.001, cap_s=0.05)
+
+@pytest.fixture(autouse=True, scope="session")
+def one_llama_thread_under_xdist() -> Iterator[None]:
+    """Under `make test-fast` (pytest-xdist) the other worker keeps every core busy, and a
+    llama.cpp server spinning a thread per core then waits on its own threads, 5-25x slower:
+    there the embedded server decodes on one thread. `make test` runs it as shipped."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    shipped = LocalServer.command
+
+    def command(self: LocalServer, port: int) -> list[str]:
+        args = shipped(self, port)
+        args[args.index("--n_threads") + 1] = "1"
+        return args
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalServer, "command", command)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +70,30 @@ def lab(standin: StandIn, db: Path) -> Iterator[Lab]:
     lab = Lab(endpoint=endpoint, db=db, quiet=True, retry=FAST_RETRY)
     yield lab
     lab.close()
+
+
+@pytest.fixture
+def routed(db):
+    """A lab on a stand-in serving M1 and R1 through two providers at different prices."""
+    with StandIn(providers=PROVIDERS) as server:
+        server.state.model_prices[R1] = ("0.00000055", "0.00000219")
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True, retry=FAST_RETRY)
+        yield lab, server
+        lab.close()
+
+
+@pytest.fixture
+def arms(db):
+    """A lab on a stand-in that answers correctly 90% of the time at temperature 0, 30% at 1."""
+    with StandIn(accuracy=arm_accuracy) as server:
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True, retry=FAST_RETRY)
+        yield lab, server
+        lab.close()
+
+
+@pytest.fixture
+def local_lab(db):
+    """A lab on the embedded model (a real llama.cpp server on loopback)."""
+    lab = Lab(db=db, quiet=True)
+    assert isinstance(lab.endpoint, Embedded) and lab.endpoint.capabilities.free
+    return lab

@@ -22,6 +22,7 @@ from mmlab import Lab, grid, random_, zip_
 from mmlab.bundle import import_bundle
 from mmlab.cachekey import cache_key
 from mmlab.errors import BundleError, ConfigError, RequestError
+from mmlab.params import pin
 from mmlab.result import Response
 from mmlab.wire import Usage
 
@@ -378,3 +379,44 @@ def test_sweep_file_bad_input(standin, db, tmp_path, content, message):
 
 def test_the_table_is_big_enough():
     assert len(API) + len(BUNDLES) + len(CLI) + len(SWEEP_FILES) >= 60
+
+
+# --- outside the table ------------------------------------------------------------------------
+def test_bad_input_sends_nothing_and_writes_nothing(lab, standin, db):
+    from mmlab.errors import RequestError
+
+    for kwargs in (
+        {"temperature": 3},
+        {"top_p": 0},
+        {"max_tokens": 0},
+        {"nonsense": 1},
+        {"temperature": float("nan")},
+    ):
+        with pytest.raises(RequestError):
+            lab.chat("hi", **kwargs)
+    with pytest.raises(RequestError):
+        lab.chat([])
+    with pytest.raises(RequestError):
+        lab.chat([{"role": "wizard", "content": "hi"}])
+    with pytest.raises(RequestError):
+        lab.chat("hi", sample=-1)
+    assert standin.seen == []
+    assert len(lab.calls()) == 0
+
+
+def test_bad_model_provider_and_endpoint_input(routed):
+    lab, server = routed
+    for kwargs, field in [
+        ({"model": ""}, "model"),
+        ({"model": 7}, "model"),
+        ({"endpoint": ""}, "endpoint"),
+        ({"endpoint": "nowhere"}, "endpoint"),
+        ({"provider": 5}, "provider"),
+        ({"provider": {"only": "Novita"}}, "provider.only"),
+    ]:
+        with pytest.raises(RequestError) as info:
+            lab.chat("hi", **kwargs)
+        assert info.value.field == field, (kwargs, info.value)
+    with pytest.raises(RequestError):
+        pin()
+    assert server.seen == []

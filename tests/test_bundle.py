@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import sqlite3
 import subprocess
 import sys
 
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY, cache_rows
 
 from mmlab import Lab
 from mmlab.bundle import export_bundle, import_bundle, read_bundle
@@ -26,10 +25,6 @@ def bundle(lab, tmp_path):
     info = export_bundle(lab.engine.store, path, tag="study")
     assert info["count"] == 2
     return path
-
-
-def _cache_count(db) -> int:
-    return sqlite3.connect(db).execute("SELECT COUNT(*) FROM cache").fetchone()[0]
 
 
 def test_export_holds_exactly_the_tagged_calls_and_no_secrets(bundle):
@@ -52,7 +47,7 @@ def test_import_into_a_fresh_db_replays_and_is_idempotent(bundle, standin, tmp_p
     assert replay.chat("first", max_tokens=300).cache_hit
     assert replay.chat("second", max_tokens=300).cache_hit
     assert import_bundle(replay.engine.store, bundle) == {"count": 2, "added": 0}
-    assert _cache_count(other) == 2
+    assert cache_rows(other) == 2
 
 
 def _rewrite(path, transform):
@@ -92,7 +87,7 @@ def test_damaged_bundles_are_rejected_whole(bundle, tmp_path, damage, message):
     store = Store(tmp_path / "target.db")
     with pytest.raises(BundleError, match=message):
         import_bundle(store, bundle)
-    assert _cache_count(store.path) == 0
+    assert cache_rows(store.path) == 0
 
 
 def test_missing_bundle_is_a_clear_error(tmp_path):

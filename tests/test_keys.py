@@ -6,7 +6,7 @@ only to the server it was given for, and a key only over https (or to this machi
 from __future__ import annotations
 
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY
 
 from mmlab import ConfigError, Lab
 from mmlab.endpoints import Endpoint, OpenRouter, key_for
@@ -105,3 +105,51 @@ def test_key_for_is_the_policy_in_one_function(monkeypatch):
     assert key_for("https://example.org/v1", FAKE_KEY) == FAKE_KEY
     assert key_for("https://example.org/v1", FAKE_KEY, given_for=OR_URL) is None
     assert key_for("https://other.org/v1", FAKE_KEY, given_for="https://example.org/x") is None
+
+
+# --- which endpoint, and whose key, through a Lab ---------------------------------------------
+def test_env_key_is_never_sent_to_a_custom_base_url(standin, db, monkeypatch):
+    monkeypatch.setenv("OPENROUTER_API_KEY", FAKE_KEY)
+    lab = Lab(base_url=standin.url, db=db, quiet=True)
+    lab.chat("who am I", max_tokens=300)
+    assert standin.seen[0].authorized is False
+    assert isinstance(Lab(db=db, quiet=True).endpoint, OpenRouter)
+
+
+def test_endpoint_choice_from_environment(standin, db, monkeypatch):
+    monkeypatch.setenv("MMLAB_BASE_URL", standin.url)
+    lab = Lab(db=db, quiet=True)
+    assert lab.endpoint.base_url == standin.url and type(lab.endpoint) is Endpoint
+    monkeypatch.setenv("OPENROUTER_API_KEY", FAKE_KEY)
+    lab = Lab(db=db, quiet=True)
+    assert lab.endpoint.base_url == "https://openrouter.ai/api/v1"
+    assert lab.model == "minimax/minimax-m1"
+    monkeypatch.setenv("MMLAB_MODEL", "minimax/minimax-m1:extended")
+    assert Lab(db=db, quiet=True).model == "minimax/minimax-m1:extended"
+
+
+def test_a_key_does_not_make_a_server_openrouter(standin, db):
+    """A self-hosted server given a key is OpenAI-compatible: no /models, no reconcile."""
+    lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, model="acme/x")
+    assert type(lab.endpoint) is Endpoint and not lab.endpoint.capabilities.live_prices
+    r = lab.chat("priced how?", max_tokens=300)
+    assert r.cost_source == "billed"  # the stand-in bills usage.cost itself
+    assert lab.prices.source.startswith("embedded")  # never fetched from the server
+    with pytest.raises(ConfigError, match="generation records"):
+        lab.reconcile()
+    assert isinstance(Lab(base_url="https://openrouter.ai/api/v1", db=db, quiet=True).endpoint,
+                      OpenRouter)  # fmt: skip
+
+
+def test_a_named_openrouter_url_uses_the_labs_own_key_and_headers(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    lab = Lab(api_key=FAKE_KEY, db=tmp_path / "k.db", app_title="my study", quiet=True,
+              endpoints={"or": "https://openrouter.ai/api/v1",
+                         "vllm": "http://127.0.0.1:9/v1"})  # fmt: skip
+    named = lab.engine.endpoints["or"]
+    assert isinstance(named, OpenRouter) and named.api_key == FAKE_KEY
+    assert named.headers.get("X-OpenRouter-Title") == "my study"
+    # a self-hosted server is not handed the OpenRouter key
+    named = lab.engine.endpoints
+    assert named["vllm"].api_key is None and FAKE_KEY not in repr(named)
+    lab.close()

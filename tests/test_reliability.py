@@ -1,4 +1,5 @@
-"""Reliability: a fault storm, many writers, budgets under faults (the suite of issue "prove it").
+"""Reliability: a fault storm, kill and resume, many writers, budgets under faults (the suite of
+issue "prove it").
 
 Counts are printed (``pytest -s`` shows them) and asserted.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,10 +19,13 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY
 
 from mmlab import Lab, RetryPolicy, grid
 from mmlab.testing import FaultRates, StandIn
+
+#: Storms, kills and many writers: each takes seconds (`make test-fast` leaves them out).
+pytestmark = pytest.mark.slow
 
 STORM = FaultRates(
     rate_limit=0.20,
@@ -196,3 +201,38 @@ def test_a_writer_holding_the_database_never_stalls_the_event_loop(db, standin):
     assert sent_while_held[0] >= 4  # calls went out and came back while the lock was held
     assert max(gaps) < 1.0, f"the event loop froze for {max(gaps):.2f} s"
     assert len(lab.calls("held")) == 40
+
+
+def test_resume_after_a_killed_process(standin, db, tmp_path):
+    with StandIn(delay_s=0.05) as slow:
+        script = textwrap.dedent(f"""
+            from mmlab import Lab, grid
+            lab = Lab(base_url={slow.url!r}, api_key="sk-child-process-test-0000", db={str(db)!r},
+                      quiet=True)
+            sweep = lab.sweep([f"question number {{i}}" for i in range(10)],
+                              grid(max_tokens=[50, 300]), repeats=2, tag="killed")
+            sweep.run(concurrency=2, progress=False)
+        """)
+        child = subprocess.Popen([sys.executable, "-c", script])
+        try:
+            assert slow.wait_for(12, timeout=120), "the child never got going"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        done = conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+        assert 0 < done < 40
+        slow.reset()
+        lab = Lab(base_url=slow.url, api_key=FAKE_KEY, db=db, quiet=True)
+        sweep = lab.sweep(
+            [f"question number {i}" for i in range(10)],
+            grid(max_tokens=[50, 300]),
+            repeats=2,
+            tag="killed",
+        )
+        assert (sweep.plan()["status"] == "hit").sum() == done
+        res = sweep.run(concurrency=4, progress=False)
+        assert len(slow.seen) == 40 - done  # exactly the unfinished cells, counted at the server
+        assert res.complete and res.stats.hits == done
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

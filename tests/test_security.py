@@ -15,7 +15,7 @@ import traceback
 
 import nbformat
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY, run_mmlab
 
 from mmlab import Lab, RetryPolicy, grid
 from mmlab.bundle import export_bundle
@@ -59,6 +59,29 @@ def test_key_appears_nowhere(standin, db, tmp_path, monkeypatch):
     _scan(tmp_path / "b.jsonl.gz")
 
 
+def test_key_never_reaches_the_db_file(lab, standin, db):
+    from mmlab.testing import Fault
+
+    lab.chat("secret keeping", max_tokens=300, stream=True)
+    standin.enqueue(Fault.http(401))
+    with pytest.raises(Exception):  # noqa: B017 - any failure; we scan what it left behind
+        lab.chat("denied", max_tokens=300)
+    lab.close()
+    for path in db.parent.glob(db.name + "*"):
+        assert FAKE_KEY.encode() not in path.read_bytes()
+    assert FAKE_KEY not in repr(lab) and FAKE_KEY not in repr(lab.endpoint)
+
+
+def test_error_messages_never_carry_the_key(standin, db):
+    lab = Lab(
+        base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, retry=RetryPolicy(max_retries=0)
+    )
+    standin.enqueue(Fault.http(401))
+    with pytest.raises(APIError) as info:
+        lab.chat("who", max_tokens=300)
+    assert FAKE_KEY not in str(info.value) and FAKE_KEY not in repr(info.value)
+
+
 def test_cli_output_never_shows_the_key(standin, db):
     env = {**os.environ, "OPENROUTER_API_KEY": FAKE_KEY}
     standin.enqueue(Fault.http(401))
@@ -75,6 +98,24 @@ def test_cli_output_never_shows_the_key(standin, db):
     assert "invalid credentials: none" in out.stderr
 
 
+def test_api_error_exits_1_without_the_key(standin, db):
+    from mmlab.testing import Fault
+
+    standin.enqueue(Fault.http(401))
+    out = run_mmlab(
+        "chat",
+        "hi",
+        "--base-url",
+        standin.url,
+        "--db",
+        str(db),
+        env_extra={"OPENROUTER_API_KEY": FAKE_KEY},
+    )
+    assert out.returncode == 1 and "401" in out.stderr
+    assert FAKE_KEY not in out.stderr + out.stdout
+
+
+@pytest.mark.notebook
 @pytest.mark.timeout(600)
 def test_executed_notebook_outputs_never_show_the_key(standin, tmp_path, monkeypatch):
     import papermill

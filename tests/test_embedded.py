@@ -1,4 +1,5 @@
-"""The embedded model, live: a real llama.cpp server on loopback running SmolLM2-135M."""
+"""The embedded model, live (`mmlab.endpoints.embedded` and its llama.cpp server): a real
+server on loopback running SmolLM2-135M."""
 
 from __future__ import annotations
 
@@ -7,30 +8,23 @@ import os
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
 
 from mmlab import Lab
-from mmlab.endpoints import Embedded
 from mmlab.endpoints.gguf import model_path
 from mmlab.endpoints.llama_process import LocalServer, server_for
 from mmlab.endpoints.thinking import wants_reasoning
 from mmlab.errors import CacheMiss, LocalModelError
 from mmlab.pricing import reprice
 
-
-@pytest.fixture
-def local_lab(db):
-    lab = Lab(db=db, quiet=True)
-    assert isinstance(lab.endpoint, Embedded) and lab.endpoint.capabilities.free
-    return lab
+#: One llama.cpp server at a time under `make test-fast`: these tests share one worker.
+pytestmark = pytest.mark.xdist_group("embedded")
 
 
 def _wait_for_exit(pid: int, timeout: float = 30.0) -> bool:
@@ -210,6 +204,7 @@ def test_replay_never_starts_the_server(db):
         Lab(db=db, cache="replay", quiet=True).chat("also never recorded", max_tokens=4)
 
 
+@pytest.mark.slow
 def test_child_process_is_gone_after_exit_and_after_sigkill(db):
     code = textwrap.dedent(f"""
         import os, sys
@@ -297,36 +292,6 @@ def test_serve_local_runs_in_the_foreground():
     # serve-local *is* the server (exec), so stopping it leaves nothing listening behind
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/models", timeout=2)
-
-
-def _listening_inodes(port: int) -> set[str]:
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
-                inodes.add(fields[9])
-    return inodes
-
-
-def test_the_embedded_server_answers_only_mmlab(local_lab):
-    """Issue 11 #8: a per-process key, never on the command line; a private log; and the
-    socket that answers belongs to the child mmlab started."""
-    local_lab.chat("hi", max_tokens=4)
-    server = local_lab.endpoint.server
-    assert httpx.get(f"{server.url}/models", timeout=5).status_code == 401
-    wrong = {"Authorization": "Bearer not-the-key"}
-    assert httpx.get(f"{server.url}/models", headers=wrong, timeout=5).status_code == 401
-    assert httpx.get(f"{server.url}/models", headers=server.headers(), timeout=5).status_code == 200
-    cmdline = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().decode()
-    assert server.key not in cmdline
-    log = server._log
-    assert log is not None and stat.S_IMODE(log.stat().st_mode) == 0o600
-    assert str(os.getpid()) not in log.name  # not a name another user could predict
-    owned = {os.readlink(f"/proc/{server.proc.pid}/fd/{fd}")
-             for fd in os.listdir(f"/proc/{server.proc.pid}/fd")}  # fmt: skip
-    assert {f"socket:[{inode}]" for inode in _listening_inodes(server.port)} <= owned
-    assert _listening_inodes(server.port)
 
 
 def test_budget_forcing_wait_extends_thinking(local_lab):

@@ -1,0 +1,73 @@
+"""The cache key (`mmlab.cachekey`): what it is made of, its canonical JSON, and the
+nearest-entry explanation of a replay miss."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from helpers import FAKE_KEY, FAST_RETRY
+
+from mmlab import Lab, Timeouts
+from mmlab.errors import CacheMiss
+
+
+def test_cache_key_spec(lab):
+    k = lab.engine.prepare("q", temperature=1, max_tokens=10)
+    assert k.key == lab.engine.prepare("q", temperature=1.0, max_tokens=10).key
+    assert k.key != lab.engine.prepare("q", temperature=1.0, max_tokens=10, sample=1).key
+    assert k.key != lab.engine.prepare("q", temperature=1.0, max_tokens=11).key
+    routed = lab.engine.prepare("q", temperature=1.0, max_tokens=10, provider={"order": ["x"]})
+    assert k.key != routed.key
+    other = Lab(
+        base_url=lab.endpoint.base_url,
+        api_key="sk-another-key-entirely-123456",
+        db=lab.engine.store.path,
+        quiet=True,
+        timeouts=Timeouts(read_s=5),
+        retry=FAST_RETRY,
+    )
+    assert other.engine.prepare("q", temperature=1, max_tokens=10).key == k.key
+    assert k.material["endpoint"] == lab.endpoint.base_url
+    assert FAKE_KEY not in json.dumps(k.material)
+
+
+def test_key_material_is_assembled_exactly_as_its_canonical_json(lab):
+    from mmlab import cachekey
+    from mmlab.wire import canonical_json
+
+    call = lab.engine.prepare(
+        "ünïcode \\ \"quotes\"", system="s", sample=7, temperature=1, reasoning={"effort": "low"}
+    )
+    material = cachekey.key_material(lab.endpoint.identity, call.body, 7)
+    assert call.material_json == canonical_json(material)
+    assert call.key == cachekey.cache_key(material)
+
+
+def test_replay_miss_names_nearest_and_opens_no_socket(lab, standin, db, monkeypatch):
+    lab.chat("recorded question", temperature=0.7, max_tokens=300)
+    replay = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, cache="replay", quiet=True)
+    connects = []
+
+    def audit(event, args):
+        if event == "socket.connect":
+            connects.append(args)
+
+    import sys
+
+    sys.addaudithook(audit)
+    monkeypatch.setattr(
+        "mmlab.client.Http.client",
+        lambda self: pytest.fail("replay must not create an HTTP client"),
+    )
+    assert replay.chat("recorded question", temperature=0.7, max_tokens=300).cache_hit
+    with pytest.raises(CacheMiss) as info:
+        replay.chat("recorded question", temperature=1.0, max_tokens=300)
+    assert any("request.temperature" in d for d in info.value.differences)
+    assert info.value.nearest["request"]["temperature"] == 0.7
+    assert "temperature" in str(info.value)
+    with pytest.raises(CacheMiss):
+        asyncio.run(replay.achat("never recorded", max_tokens=1))
+    assert connects == []
+    assert len(standin.seen) == 1
