@@ -198,7 +198,8 @@ def test_sweep_files_take_a_stop_rule(arms, tmp_path):
         + f"prompts:\n{rows}\n"
     )
     run = subprocess.run(
-        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(tmp_path / "f.db")],
+        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(tmp_path / "f.db"),
+         "--yes"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

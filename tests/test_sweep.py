@@ -335,7 +335,9 @@ def test_sweep_file_and_cli(standin, db, tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert "32 cells: 0 cached, 32 to call" in plan.stdout and standin.seen == []
     out = tmp_path / "results.csv"
-    done = subprocess.run([*run, "-o", str(out)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*run, "--yes", "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     df = pd.read_csv(out)
     assert len(df) == 32 and {"score", "temperature", "max_tokens", "answer"} <= set(df.columns)
@@ -363,6 +365,7 @@ def test_sweep_file_and_cli(standin, db, tmp_path):
             str(db),
             "-o",
             str(parquet),
+            "--yes",
         ],
         capture_output=True,
         text=True,
@@ -388,7 +391,7 @@ def test_bad_sweep_files_exit_2_and_send_nothing(standin, db, tmp_path, content,
     path = tmp_path / "bad.yaml"
     path.write_text(f"base_url: {standin.url}\n" + content)
     out = subprocess.run(
-        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db)],
+        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db), "--yes"],
         capture_output=True,
         text=True,
         timeout=120,
