@@ -38,6 +38,7 @@ from .fields import check_response
 from .params import check_params
 from .redaction import redact
 from .store import CacheEntry, Store
+from .store.files import replace_atomically
 from .wire import canonical_json, check_messages
 
 SCHEMA, VERSION = "mmlab-bundle", 1
@@ -69,7 +70,8 @@ def export_bundle(
 
     Calls whose cache entries are gone (cleared since) cannot be replayed from the bundle:
     that is an error unless `allow_missing`, and the count is reported either way. The file
-    appears under its name only when complete and on disk (written aside, fsynced, renamed).
+    appears under its name only when complete and on disk (written aside under a fresh
+    private name, fsynced, renamed: `mmlab.store.files.replace_atomically`), mode 0600.
     """
     entries, missing = store.cache_entries(tag)
     if missing and not allow_missing:
@@ -105,37 +107,16 @@ def export_bundle(
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    try:
+    # never a half-written bundle under the real name, nor one written through a planted link
+    with replace_atomically(target) as raw:
         # mtime=0: the same calls give byte-identical bundles (diff-friendly in git).
-        with open(tmp, "wb") as raw:
-            with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
-                f.write((json.dumps(header) + "\n").encode())
-                for line in lines:
-                    f.write((line + "\n").encode())
-                end = {"end": True, "count": len(lines), "sha256": digest}
-                f.write((json.dumps(end) + "\n").encode())
-            raw.flush()
-            os.fsync(raw.fileno())
-        tmp.replace(target)  # never a half-written bundle under the real name
-        _fsync_dir(target.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
+            f.write((json.dumps(header) + "\n").encode())
+            for line in lines:
+                f.write((line + "\n").encode())
+            end = {"end": True, "count": len(lines), "sha256": digest}
+            f.write((json.dumps(end) + "\n").encode())
     return {"count": len(lines), "sha256": digest, "path": str(target), "missing": missing}
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename is still atomic
-    finally:
-        os.close(fd)
 
 
 def _lines(f: IO[bytes], path: Path, cap: int) -> Iterator[bytes]:

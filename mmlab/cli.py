@@ -3,7 +3,7 @@
     mmlab chat "What is 17*23?" --effort high --max-tokens 2000
     mmlab usage --by day
     mmlab cache stats | mmlab cache clear [--tag T]
-    mmlab sweep sweep.yaml -o results.parquet
+    mmlab sweep sweep.yaml -o results.parquet [--yes] [--allow-outside-paths]
     mmlab bundle export --tag T -o study.bundle.jsonl.gz | mmlab bundle import FILE
     mmlab record notebooks/01_quickstart.ipynb
     mmlab serve-local [--port N]
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import export_bundle, import_bundle
-from .config import CACHE_MODES, default_db_path
-from .endpoints import Embedded
+from .config import CACHE_MODES, default_db_path, normalize_base_url
+from .endpoints import Embedded, is_openrouter_url
 from .endpoints.llama_process import serve_forever
 from .errors import APIError, ConfigError, MmlabError
 from .lab import Lab
@@ -191,12 +191,38 @@ def cmd_serve_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm_file_endpoint(file: str, url: str, *, yes: bool, plan: bool) -> None:
+    """A sweep file that names its own endpoint sends its prompts wherever its author chose:
+    say so on stderr, and go on only with ``--yes`` or a yes typed at a terminal (`plan`
+    sends nothing, so it only says so). Refusing raises `ConfigError` before the lab (and
+    its database) exists: nothing is sent, nothing is written."""
+    print(
+        f"mmlab: the sweep file {file} chooses its own endpoint: {url}\n"
+        "mmlab: running it sends the sweep's prompts to that server"
+        + ("" if is_openrouter_url(url) else " (no API key goes with them)"),
+        file=sys.stderr,
+    )
+    if yes or plan:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"the sweep file chose the endpoint {url}; pass --yes to send its prompts there "
+            "(or --plan to see the plan first). Nothing was sent"
+        )
+    print(f"Send the prompts to {url}? [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise ConfigError(f"not confirmed: nothing was sent to {url}")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep file (YAML or TOML): plan, forecast, run with a progress bar, write."""
-    spec = load_sweep_file(args.file)
+    spec = load_sweep_file(args.file, allow_outside_paths=args.allow_outside_paths)
     output = args.output
     if output is not None and Path(output).suffix not in (".parquet", ".csv"):
         raise ConfigError(f"output must end in .parquet or .csv; got {output}")
+    if spec.get("base_url") is not None:
+        url = normalize_base_url(spec["base_url"])  # refuses credentials without echoing them
+        _confirm_file_endpoint(args.file, url, yes=args.yes, plan=args.plan)
     lab = Lab(model=spec.get("model"), base_url=spec.get("base_url"), db=args.db, cache=args.cache)
     sweep = sweep_from_spec(spec, lab.engine)
     stop = stop_from_spec(spec.get("stop"))
@@ -329,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--plan", action="store_true", help="print plan and forecast; send nothing")
     p.add_argument("--retry-errors", action="store_true", dest="retry_errors")
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="send to the endpoint the sweep file names (base_url) without asking",
+    )
+    p.add_argument(
+        "--allow-outside-paths",
+        action="store_true",
+        dest="allow_outside_paths",
+        help="let the sweep file read files outside its own folder (absolute, '..', symlinks)",
+    )
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("bundle", help="export / import the cached calls of an analysis")

@@ -24,6 +24,7 @@ from .bundle import export_bundle
 from .config import OPENROUTER_URL
 from .errors import ConfigError, MmlabError
 from .store import Store
+from .store.files import private_dir
 
 
 def bundle_path(notebook: Path) -> Path:
@@ -116,12 +117,16 @@ def record_notebook(
         raise ConfigError(f"{notebook.name} has no bundle to replay ({bundle.name})")
     if only_data and not from_bundle:
         raise ConfigError("only_data refreshes a notebook from its bundle: use it with from_bundle")
-    # Beside the originals, so the final moves are renames within one filesystem.
-    staging = Path(tempfile.mkdtemp(prefix=".mmlab-record-", dir=notebook.parent))
     # A live recording's calls survive a failed attempt (a typo in the last cell must not
     # cost the hour of calls before it): they stay in this database until a recording of
-    # the notebook succeeds, and the next attempt is served from it.
+    # the notebook succeeds, and the next attempt is served from it. Only a private folder
+    # of ours: one planted at that name would feed the recording answers of its owner's
+    # choosing, or receive the calls.
     resume = notebook.parent / f".mmlab-record-{tag}.resume"
+    if not from_bundle:
+        private_dir(resume)
+    # Beside the originals, so the final moves are renames within one filesystem.
+    staging = Path(tempfile.mkdtemp(prefix=".mmlab-record-", dir=notebook.parent))
     ok = False
     try:
         staged_nb, staged_bundle = staging / notebook.name, staging / bundle.name
@@ -129,7 +134,6 @@ def record_notebook(
             if from_bundle:
                 db = Path(tmp) / "record.db"
             else:
-                resume.mkdir(mode=0o700, exist_ok=True)
                 db = resume / "record.db"
                 if db.exists():
                     print(f"resuming: calls of an earlier attempt are in {resume}", file=sys.stderr)

