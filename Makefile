@@ -9,13 +9,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8888
-# llama.cpp is compiled by pip (10-15 min on 2 cores, then cached). A portable x86-64 build:
+# llama.cpp is compiled by pip (about 6 min on 2 cores, then cached). A portable x86-64 build:
 # -march=native builds have crashed here with "Illegal instruction" (AVX-512/AMX advertised
-# by the CPU but not usable in the sandbox).
+# by the CPU but not usable in the sandbox). Only what mmlab uses is built: no multimodal
+# library (LLAVA_BUILD=OFF: mtmd, which llama-cpp-python loads only for image chat); its
+# examples, tests and tools are already off when llama.cpp is built as a subproject.
+LLAMA_TRIM := -DLLAVA_BUILD=OFF
 ifeq ($(shell uname -m),x86_64)
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $(LLAMA_TRIM)
 else
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF $(LLAMA_TRIM)
 endif
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
