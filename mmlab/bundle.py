@@ -242,10 +242,7 @@ def import_bundle(store: Store, path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(path)
     entries = read_bundle(path)
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
+    origin = origin_of(path)
     added = store.cache_put(
         [
             CacheEntry(
@@ -256,9 +253,19 @@ def import_bundle(store: Store, path: str | os.PathLike[str]) -> dict[str, Any]:
                 canonical_json(e["request"]),
                 jsonfast.dumps(e["response"]),
                 e["response"].get("created", 0.0),
-                f"bundle:{sha.hexdigest()}",
+                origin,
             )
             for e in entries
         ]
     )
     return {"count": len(entries), "added": added}
+
+
+def origin_of(path: str | os.PathLike[str]) -> str:
+    """How entries imported from the bundle at `path` are marked: ``bundle:<sha256 of the
+    file>`` (the same bytes, the same origin, wherever the file is)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return f"bundle:{sha.hexdigest()}"

@@ -1,7 +1,7 @@
 """httpx calls with classified retries, Retry-After, and adaptive concurrency.
 
 An endpoint only knows how to send one request and read one reply (`Http.chat`); this module
-owns the sockets, the retry loop (`with_retries`) and the concurrency limiter sweeps use.
+owns the sockets, the retry decision (`retry_wait`) and the concurrency limiter sweeps use.
 httpx is imported lazily: a cache hit or a replay never needs it.
 """
 
@@ -14,7 +14,7 @@ import functools
 import ssl
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +23,7 @@ import orjson
 from .config import Timeouts
 from .errors import APIError, classify_status
 from .retry import RetryPolicy, parse_retry_after
-from .wire import Delta, Reply, StreamAssembler, error_from_body, parse_completion
+from .wire import Delta, Reply, StreamAssembler, error_from_body, malformed, parse_completion
 
 if TYPE_CHECKING:
     import httpx
@@ -114,29 +114,43 @@ class Http:
         body: Mapping[str, Any],
         stream: bool,
         on_delta: Callable[[Delta], None] | None,
+        stream_extras: Mapping[str, Any] = {},  # noqa: B006 - never mutated
     ) -> Reply:
-        """One POST to a chat-completions route; raises `APIError` on any failure."""
+        """One POST to a chat-completions route; raises `APIError` on any failure (saying
+        whether the failed attempt may have been billed). `stream_extras` are fields a
+        streamed request adds (``stream_options`` where the endpoint needs it for usage)."""
         import httpx
 
-        payload = orjson.dumps({**body, "stream": True} if stream else body)
+        payload = orjson.dumps({**body, "stream": True, **stream_extras} if stream else body)
         hdrs = {**headers, "Content-Type": "application/json"}
         client = self.client()
         started = time.perf_counter()
         try:
             if not stream:
-                resp = await client.post(_parsed(url), content=payload, headers=hdrs)
-                if resp.status_code != 200:
-                    raise _status_error(resp.status_code, resp.content, resp.headers)
+                async with client.stream(
+                    "POST", _parsed(url), content=payload, headers=hdrs
+                ) as resp:
+                    if resp.status_code != 200:
+                        raise _status_error(resp.status_code, await resp.aread(), resp.headers)
+                    gen_id = resp.headers.get("x-generation-id")
+                    try:
+                        content = await resp.aread()
+                    except httpx.HTTPError as exc:
+                        # the server answered 200 and began its body: it generated (and may
+                        # have billed) the reply we lost
+                        err = _transport_error(exc)
+                        err.billable, err.generation_id = True, gen_id
+                        raise err from None
                 try:
-                    data = orjson.loads(resp.content)
+                    data = orjson.loads(content)
                 except ValueError:
-                    raise APIError(
-                        "the endpoint returned a body that is not JSON",
-                        status=200,
-                        error_type="bad_response",
-                        retryable=True,
-                    ) from None
-                reply = parse_completion(data)
+                    # a 200 answer mmlab cannot read may still have been generated and billed
+                    raise malformed("the body is not JSON", None, gen_id) from None
+                try:
+                    reply = parse_completion(data)
+                except APIError as exc:
+                    exc.generation_id = exc.generation_id or gen_id
+                    raise
                 _from_headers(reply, resp.headers)
                 return reply
             # Streams: the read timeout is per socket read, so it is exactly "no byte at all
@@ -150,15 +164,34 @@ class Http:
                 if resp.status_code != 200:
                     raise _status_error(resp.status_code, await resp.aread(), resp.headers)
                 asm = StreamAssembler(on_delta, time.perf_counter, started)
-                async for line in resp.aiter_lines():
-                    asm.feed_line(line)
-                    if asm.done:
-                        break
-                reply = asm.finish()
+                try:
+                    async for line in resp.aiter_lines():
+                        asm.feed_line(line)
+                        if asm.done:
+                            break
+                    reply = asm.finish()
+                except (APIError, httpx.HTTPError) as exc:
+                    raise _stream_failure(exc, asm, resp.headers) from None
                 _from_headers(reply, resp.headers)
                 return reply
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
+
+
+def _stream_failure(exc: Exception, asm: StreamAssembler, headers: Mapping[str, str]) -> APIError:
+    """A stream that failed, as an `APIError` that says whether it may have been billed: any
+    of it that reached us (a token, a usage block) means the generation had begun."""
+    import httpx
+
+    err = _transport_error(exc) if isinstance(exc, httpx.HTTPError) else exc
+    assert isinstance(err, APIError)
+    err.generation_id = err.generation_id or asm.reply.generation_id
+    err.generation_id = err.generation_id or headers.get("x-generation-id")
+    err.billable = err.billable or asm.began
+    if err.billed_usd is None and asm.reply.billed_cost_usd is not None:
+        err.billed_usd = asm.reply.billed_cost_usd
+        err.billable = True
+    return err
 
 
 def _from_headers(reply: Reply, headers: Mapping[str, str]) -> None:
@@ -224,6 +257,8 @@ class CallStats:
     retries: int = 0
     rate_limited: int = 0
     waited_s: float = 0.0
+    attempts: int = 0
+    """Failed attempts so far."""
 
 
 class Throttle:
@@ -308,35 +343,22 @@ class Throttle:
             self._wake()
 
 
-async def with_retries(
-    attempt: Callable[[], Awaitable[T]],
-    policy: RetryPolicy,
-    stats: CallStats,
-    throttle: Throttle | None = None,
-    on_retry: Callable[[APIError, float], None] | None = None,
-) -> T:
-    """Run `attempt` until it succeeds, fails fatally, or the retry budget is spent."""
-    n = 0
-    while True:
-        try:
-            result = await attempt()
-        except APIError as exc:
-            n += 1
-            exc.attempts = n
-            if not exc.retryable or n > policy.max_retries:
-                raise
-            kind, _ = classify_status(exc.status)
-            wait = policy.wait(n, exc.retry_after)
-            if kind == "rate_limit":
-                stats.rate_limited += 1
-                if throttle is not None:
-                    throttle.rate_limited(exc.retry_after if exc.retry_after else wait)
-            stats.retries += 1
-            stats.waited_s += wait
-            if on_retry is not None:
-                on_retry(exc, wait)
-            await asyncio.sleep(wait)
-            continue
+def retry_wait(
+    exc: APIError, policy: RetryPolicy, stats: CallStats, throttle: Throttle | None = None
+) -> float | None:
+    """After failed attempt `exc`: seconds to wait before the next one, or None when the call
+    has failed for good (fatal, or the retry budget is spent). Counts the attempt in `stats`
+    and tells `throttle` about rate limits."""
+    stats.attempts += 1
+    exc.attempts = stats.attempts
+    if not exc.retryable or stats.attempts > policy.max_retries:
+        return None
+    kind, _ = classify_status(exc.status)
+    wait = policy.wait(stats.attempts, exc.retry_after)
+    if kind == "rate_limit":
+        stats.rate_limited += 1
         if throttle is not None:
-            throttle.succeeded()
-        return result
+            throttle.rate_limited(exc.retry_after if exc.retry_after else wait)
+    stats.retries += 1
+    stats.waited_s += wait
+    return wait

@@ -17,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from . import cachekey, jsonfast
-from .client import CallStats, Http, Throttle, with_retries
+from .client import CallStats, Http, Throttle, retry_wait
 from .config import Timeouts
 from .endpoints import Endpoint
-from .errors import APIError, BudgetExceeded, CacheMiss, RequestError
-from .fields import LOGGED_COLUMNS, read_logged
+from .errors import APIError, BudgetExceeded, CacheMiss, RequestError, StorageError
+from .fields import LOGGED_COLUMNS, check_response, read_logged
 from .loop import run_sync
 from .params import ROUTING, check_params
 from .pricing import (
@@ -35,6 +36,7 @@ from .pricing import (
     Price,
     PriceTable,
     cost_of,
+    failure_charge,
     table_from_json,
     table_to_json,
     worst_case_usd,
@@ -45,7 +47,7 @@ from .result import Result
 from .retry import RetryPolicy
 from .store import CALL_COLUMNS, CacheEntry, CallRow, Store, new_id
 from .tags import nest
-from .wire import Delta, Reply, build_body, check_messages
+from .wire import Delta, Reply, build_body, check_messages, scrub_reply
 
 PRICE_TTL_S = 24 * 3600
 # A result's log row is filled by position (hits build one per call): where each declared
@@ -100,6 +102,35 @@ class Call:
         return {k: v for k, v in self.body.items() if k not in ("model", "messages")}
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A budget reservation held for one attempt: its id and the USD it holds."""
+
+    rid: str
+    usd: float
+
+
+#: Seconds between looks at the cache while another process sends the same request.
+CLAIM_POLL_S = 0.25
+# The requests this process is sending now, per event loop, by (database, cache key): a
+# second identical one — from any engine on the same database — waits for the first's answer
+# instead of paying for it again.
+_INFLIGHT: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Future[None]]
+] = weakref.WeakKeyDictionary()
+
+
+def _retries_stopped(last: APIError, refused: BudgetExceeded, spent: float) -> BudgetExceeded:
+    """The budget's refusal of a retry, saying what the call's failed attempts were."""
+    return BudgetExceeded(
+        f"{refused} — retries stopped after {last.attempts} failed attempt(s) charged "
+        f"${spent:.4f} in all; the last: {last}",
+        budget_usd=refused.budget_usd,
+        spent_usd=refused.spent_usd,
+        needed_usd=refused.needed_usd,
+    )
+
+
 class Engine:
     """Cache, budget, retries, pricing and log around one endpoint (see the module docstring).
 
@@ -113,6 +144,10 @@ class Engine:
         timeouts, retry: transport timeouts and retry policy.
         transport: an httpx transport replacing the sockets (unit tests).
         bundle_savings: count hits on entries imported from bundles as money saved.
+        endpoints: further endpoints by name.
+        trust_imports: let entries imported from bundles answer live calls.
+        prefer_origin: the origin (``bundle:<sha256>``) whose entries win for a request
+            several entries answer.
     """
 
     def __init__(
@@ -129,6 +164,8 @@ class Engine:
         transport: Any = None,
         bundle_savings: bool = False,
         endpoints: Mapping[str, Endpoint] | None = None,
+        trust_imports: bool = False,
+        prefer_origin: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.endpoints: dict[str, Endpoint] = dict(endpoints or {})
@@ -143,6 +180,12 @@ class Engine:
         self.retry = retry
         self.transport = transport
         self._prices: dict[str, PriceTable] = {}
+        self.trust_imports = trust_imports
+        """Whether an entry imported from a bundle may answer a live call (replay always
+        may): off by default, so another's recorded answer never passes for a fresh one."""
+        self.prefer_origin = prefer_origin
+        """The origin whose entries win when several answer one request (a replayed
+        notebook's own bundle)."""
 
     # --- prepare ------------------------------------------------------------------------------
     def prepare(
@@ -267,7 +310,7 @@ class Engine:
         """
         if self.cache_mode in ("off", "refresh"):
             return None
-        found = self.store.cache_get(call.key)
+        found = self.store.cache_get(call.key, imports=self.imports, prefer=self.prefer_origin)
         if found is None:
             if self.cache_mode == "replay":
                 raise self.miss_error(call)
@@ -287,7 +330,9 @@ class Engine:
         caller decides what a miss means, see `miss_error`)."""
         if self.cache_mode in ("off", "refresh") or not calls:
             return [None] * len(calls)
-        stored = self.store.cache_get_many(c.key for c in calls)
+        stored = self.store.cache_get_many(
+            (c.key for c in calls), imports=self.imports, prefer=self.prefer_origin
+        )
         out: list[Result | None] = []
         rows = []
         for call in calls:
@@ -308,8 +353,14 @@ class Engine:
         last error of each key without one whose last attempt under `tag` failed). An
         interrupted attempt, or one that later succeeded, is not a failure."""
         keys = [c.key for c in calls]
-        cached = self.store.cache_keys(keys)
+        cached = self.store.cache_keys(keys, imports=self.imports)
         return cached, self.store.last_errors(tag, set(keys) - cached)
+
+    @property
+    def imports(self) -> bool:
+        """Whether entries imported from bundles may answer now: in replay mode (that is
+        what bundles are for), or when `trust_imports` is on."""
+        return self.cache_mode == "replay" or self.trust_imports
 
     def observed_lengths(self, model: str, endpoint: str) -> tuple[dict[Any, float], int]:
         """Mean completion tokens of this database's successful paid calls to `model` at
@@ -328,6 +379,7 @@ class Engine:
             sample=call.sample,
             call_id=new_id(),
             saved=origin is None or self.bundle_savings,
+            origin=origin,
         )
 
     def miss_error(self, call: Call) -> CacheMiss:
@@ -343,7 +395,7 @@ class Engine:
             differences=diffs,
         )
 
-    # --- send: reserve → request → price → commit ---------------------------------------------
+    # --- send: claim → reserve → request (per attempt) → price → commit ----------------------
     async def send(
         self,
         call: Call,
@@ -353,39 +405,107 @@ class Engine:
         throttle: Throttle | None = None,
         limits: Sequence[tuple[str | None, float]] = (),
     ) -> Result:
-        """Send a prepared call: reserve its worst case, request it (with retries), price it,
-        commit it (cache entry + log row + release, one durable transaction).
+        """Send a prepared call: reserve its worst case, request it, price it, commit it
+        (cache entry + log row + release, one durable transaction); retry what may succeed.
 
-        `limits` are extra (tag scope, USD) budgets to respect besides the lab's own (a
-        sweep's budget, for instance). `throttle` (a sweep's concurrency limit) covers the
-        reservation and the request — what the endpoint sees; pricing and the commit run
-        outside it, so the next request need not wait for this one's fsync. Whatever happens
-        after the reservation — a failed request, a failure while pricing, cancellation — the
-        reservation is released.
+        The same request is paid for once: while one task of this process sends it, another
+        asking the same waits and is served the answer from the cache; across processes, a
+        claim in the store does the same (``use`` mode — ``refresh`` and ``off`` ask for a
+        fresh call every time). Each attempt is reserved and charged on its own: a failed
+        attempt that may have been billed is logged with its charge (`mmlab.pricing.
+        failure_charge`), and retries stop when the next attempt's worst case could cross a
+        budget. `limits` are extra (tag scope, USD) budgets besides the lab's own (a sweep's);
+        `throttle` (a sweep's concurrency limit) covers the reservation and the request.
         """
         if self.cache_mode == "replay":
             raise self.miss_error(call)  # replay never opens a socket, whoever calls
+        if self.cache_mode != "use":
+            return await self._send(call, stream, on_delta, throttle, limits)
+        loop = asyncio.get_running_loop()
+        inflight = _INFLIGHT.setdefault(loop, {})
+        mine = (str(self.store.path), call.key)
+        while (first := inflight.get(mine)) is not None:
+            await asyncio.shield(first)  # the same request, in flight in this process
+            hit = self.lookup(call, on_delta)
+            if hit is not None:
+                return hit
+        done = inflight[mine] = loop.create_future()
+        claims = self.store.claims
+        try:
+            while not claims.claim(call.key):
+                # another process is sending this very request: wait for its answer
+                await asyncio.sleep(CLAIM_POLL_S)
+            try:
+                hit = self.lookup(call, on_delta)  # it may have landed before our claim
+                if hit is not None:
+                    return hit
+                return await self._send(call, stream, on_delta, throttle, limits)
+            finally:
+                claims.release(call.key)  # after the commit: a waiter finds the answer
+        finally:
+            del inflight[mine]
+            done.set_result(None)
+
+    async def _send(
+        self,
+        call: Call,
+        stream: bool,
+        on_delta: Callable[[Delta], None] | None,
+        throttle: Throttle | None,
+        limits: Sequence[tuple[str | None, float]],
+    ) -> Result:
         status = self.cache_mode if self.cache_mode in ("refresh", "off") else "miss"
         stats = CallStats()
-        async with throttle or contextlib.nullcontext():
-            reservation = await self._reserve(call, limits)
-            started = time.perf_counter()
-            try:
-                reply = await self._request(call, stream, on_delta, throttle, stats)
-            except BaseException as exc:
-                self._failed(call, status, exc, stats, started, reservation)
-                raise
+        spent = 0.0
+        last: APIError | None = None
+        while True:
+            async with throttle or contextlib.nullcontext():
+                try:
+                    hold = await self._reserve(call, limits)
+                except BaseException as exc:
+                    if isinstance(exc, BudgetExceeded) and last is not None:
+                        raise _retries_stopped(last, exc, spent) from None
+                    raise
+                started = time.perf_counter()
+                try:
+                    reply = await call.via.complete(self.http, call.body, stream, on_delta)
+                except APIError as exc:
+                    failure: APIError | None = exc
+                except BaseException as exc:  # cancelled, interrupted: logged, not charged
+                    self._failed(call, status, exc, stats, started, hold)
+                    raise
+                else:
+                    failure = None
+                    if throttle is not None:
+                        throttle.succeeded()
+            if failure is None:
+                break
+            last = failure
+            wait = retry_wait(failure, self.retry, stats, throttle)
+            final = wait is None
+            spent += await self._charge(call, status, failure, stats, started, hold, final=final)
+            failure.spent_usd = spent
+            if final:
+                raise failure
+            if on_delta is not None:
+                on_delta(("reset", ""))  # a retried stream starts over: drop the partial text
+            await asyncio.sleep(wait)
+        latency = time.perf_counter() - started
         try:
-            result = await self._price(call, reply, stats, time.perf_counter() - started)
+            result = await self._price(call, reply, stats, latency, hold)
         except BaseException as exc:
-            self._failed(call, status, exc, stats, started, reservation)
+            self._failed(call, status, exc, stats, started, hold)
             raise
         try:
-            await self._commit(call, result, status, reservation)
-        except BaseException:
-            if reservation is not None:  # the commit (which releases it) did not land
-                self.store.release_behind(reservation)
-            raise
+            await self._commit(call, result, status, hold)
+        except StorageError as exc:
+            # answered (and maybe paid) but not logged: say what it cost, and keep its
+            # reservation held — the budget goes on counting it while this process lives
+            raise StorageError(
+                f"{exc}. The call was answered but could not be logged: it cost "
+                f"{'an unknown amount' if result.cost_usd is None else f'${result.cost_usd:.6f}'}"
+                f" ({result.cost_source}); its budget reservation stays held"
+            ) from None
         return result
 
     def _failed(
@@ -395,59 +515,91 @@ class Engine:
         exc: BaseException,
         stats: CallStats,
         started: float,
-        reservation: str | None,
+        hold: Hold | None,
     ) -> None:
-        # Cancelled, interrupted or failed: one error row, reservation released, no cache.
+        # Cancelled, interrupted, failed before an answer: one error row, reservation
+        # released, nothing cached or charged.
         row = self._error_row(call, status, exc, stats, time.perf_counter() - started)
-        self.store.log_failure(row, reservation)
+        self.store.log_failure(row, hold.rid if hold else None)
+
+    async def _charge(
+        self,
+        call: Call,
+        status: str,
+        exc: APIError,
+        stats: CallStats,
+        started: float,
+        hold: Hold | None,
+        *,
+        final: bool,
+    ) -> float:
+        """Log a failed attempt with what it may have cost (its charge) and release its
+        reservation; returns the charge. A charged attempt's row is durable before the next
+        attempt is reserved (it is money); an uncharged one is logged only when it is the
+        call's last (`final`), as before."""
+        worst = hold.usd if hold is not None else await self._worst_or_none(call)
+        spent, cost, source = failure_charge(
+            exc.billed_usd, exc.billable, worst, free=call.via.capabilities.free
+        )
+        if source is None and not final:
+            if hold is not None:
+                self.store.release_behind(hold.rid)
+            return 0.0
+        row = self._error_row(call, status, exc, stats, time.perf_counter() - started)
+        if not final:
+            # a failed attempt a retry follows: its own row (it is money), not the call's
+            # outcome — `retries` and the cell's status come from the call's last row
+            row.cache_status, row.retries = "retried", 0
+        if source is not None:
+            row.spent_usd, row.cost_usd, row.cost_source = spent, cost, source
+            row.generation_id = exc.generation_id
+            await self.store.acommit_call(row, None, hold.rid if hold else None)
+        else:
+            self.store.log_failure(row, hold.rid if hold else None)
+        return spent
+
+    async def _worst_or_none(self, call: Call) -> float | None:
+        try:
+            return await self.worst_case_usd(call)
+        except BudgetExceeded:
+            return None  # unpriced: the charge is unknown, not a number
 
     async def _reserve(
         self, call: Call, limits: Sequence[tuple[str | None, float]]
-    ) -> str | None:
+    ) -> Hold | None:
         caps = list(limits)
         if self.budget_usd is not None:
             caps.append((self.tag, self.budget_usd))
         if not caps:
             return None
-        return await self.store.areserve(call.tag, await self.worst_case_usd(call), caps)
+        usd = await self.worst_case_usd(call, bounded=True)
+        return Hold(await self.store.areserve(call.tag, usd, caps), usd)
 
-    async def _request(
-        self,
-        call: Call,
-        stream: bool,
-        on_delta: Callable[[Delta], None] | None,
-        throttle: Throttle | None,
-        stats: CallStats,
-    ) -> Reply:
-        def retried(exc: APIError, wait: float) -> None:
-            if on_delta is not None:
-                on_delta(("reset", ""))  # a retried stream starts over: drop the partial text
-
-        http = self.http
-        return await with_retries(
-            lambda: call.via.complete(http, call.body, stream, on_delta),
-            self.retry,
-            stats,
-            throttle,
-            retried,
-        )
-
-    async def _price(self, call: Call, reply: Reply, stats: CallStats, latency: float) -> Result:
+    async def _price(
+        self, call: Call, reply: Reply, stats: CallStats, latency: float, hold: Hold | None
+    ) -> Result:
         free = call.via.capabilities.free
+        scrub_reply(reply)  # whatever a server echoed, no secret is stored or shown
         try:
             price, table = None, EMBEDDED
             if reply.billed_cost_usd is None and not free:
                 price, table = await self.price_for(call.via, call.model)
             cost, source, ref = cost_of(reply.billed_cost_usd, reply.usage, price, table, free=free)
             cost, source = zero_usage(reply, cost, source)
+            if source == "computed" and not reply.usage_reported:
+                cost, source, ref = None, "unknown", None  # no readable counts: never free
         except Exception:  # noqa: BLE001 - pricing must never lose an answer that was paid for
             cost, source, ref = None, "unknown", None  # `reconcile` can bill it later
+        spent = cost
+        if cost is None and not free:
+            # unknown: counted at its worst case (what its reservation held) until reconciled
+            spent = hold.usd if hold is not None else await self._worst_or_none(call)
         result = Result.from_reply(
             reply,
             cost_usd=cost,
             cost_source=source,
             price_ref=ref,
-            spent_usd=cost or 0.0,
+            spent_usd=spent or 0.0,
             latency_s=latency,
             call_id=new_id(),
             cache_key=call.key,
@@ -458,20 +610,28 @@ class Engine:
         return result
 
     async def _commit(
-        self, call: Call, result: Result, status: str, reservation: str | None
+        self, call: Call, result: Result, status: str, hold: Hold | None
     ) -> None:
         entry = None
-        if self.cache_mode != "off" and result.finish_reason is not None:
+        stored = result.to_dict()
+        try:
+            check_response(stored)  # what a bundle of it must pass on import: one schema
+        except ValueError as exc:
+            # kept and logged, never cached: a bundle of it would be refused on import
+            result.notice = f"not cached: {exc}"
+            stored = None
+        if self.cache_mode != "off" and result.finish_reason is not None and stored:
             entry = CacheEntry(
                 call.key,
                 call.endpoint,
                 call.model,
                 call.sample,
                 call.material_json,
-                jsonfast.dumps(result.to_dict()),
+                jsonfast.dumps(stored),
                 result.created,
             )
-        await self.store.acommit_call(self._row(call, status, result), entry, reservation)
+        row = self._row(call, status, result)
+        await self.store.acommit_call(row, entry, hold.rid if hold else None)
 
     def all_endpoints(self) -> list[Endpoint]:
         """The engine's own endpoint and its named ones."""
@@ -487,8 +647,12 @@ class Engine:
         return http
 
     # --- money --------------------------------------------------------------------------------
-    async def worst_case_usd(self, call: Call) -> float:
-        """The most `call` could cost: its prompt bound plus its completion cap at list price."""
+    async def worst_case_usd(self, call: Call, *, bounded: bool = False) -> float:
+        """The most `call` could cost: its prompt bound plus its completion cap at list price.
+
+        `bounded` (what a budget reserves): the completion cap must be one the request sets
+        (``max_tokens``) or the model's listing states; a guessed cap could be crossed by a
+        single reply, so such a call is refused (`BudgetExceeded`, nothing sent)."""
         if call.via.capabilities.free:
             return 0.0
         price, table = await self.price_for(call.via, call.model)
@@ -496,6 +660,16 @@ class Engine:
             raise BudgetExceeded(
                 f"cannot bound the cost of {call.model!r}: it has no price in {table.source}; "
                 "a budget needs a price",
+                budget_usd=self.budget_usd or 0.0,
+                spent_usd=0.0,
+                needed_usd=float("inf"),
+            )
+        if bounded and not call.body.get("max_tokens") and not price.max_completion_tokens:
+            raise BudgetExceeded(
+                f"cannot bound the cost of this call: it sets no max_tokens and {call.model!r}'s "
+                f"listing ({table.source}) states no maximum completion length, so one reply "
+                "could cost more than any reservation. Under a budget, pass max_tokens (M1 can "
+                "think for 40,000 tokens and more)",
                 budget_usd=self.budget_usd or 0.0,
                 spent_usd=0.0,
                 needed_usd=float("inf"),

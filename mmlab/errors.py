@@ -105,6 +105,15 @@ class APIError(MmlabError):
         retryable: whether the same request may succeed later.
         retry_after: seconds the server asked us to wait, when it said so.
         mid_stream: the error arrived inside a 200 stream after tokens were sent.
+        billed_usd: what the server said this failed attempt cost (``usage.cost`` in the
+            error), when it said so.
+        billable: the attempt may have been billed although it failed: tokens of it reached
+            us (a stream cut or ended in error after it began) or the server answered 200
+            with a reply mmlab could not read. Such an attempt is charged (see
+            `mmlab.engine`).
+        generation_id: the server's id for the attempt, when it sent one (``reconcile`` can
+            then fetch what it really cost).
+        spent_usd: what the failed call's attempts were charged in all.
     """
 
     def __init__(
@@ -117,6 +126,9 @@ class APIError(MmlabError):
         retry_after: float | None = None,
         mid_stream: bool = False,
         attempts: int = 1,
+        billed_usd: float | None = None,
+        billable: bool = False,
+        generation_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -125,6 +137,10 @@ class APIError(MmlabError):
         self.retry_after = retry_after
         self.mid_stream = mid_stream
         self.attempts = attempts
+        self.billed_usd = billed_usd
+        self.billable = billable or billed_usd is not None
+        self.generation_id = generation_id
+        self.spent_usd = 0.0
 
     def __str__(self) -> str:
         head = f"HTTP {self.status}" if self.status else "connection"

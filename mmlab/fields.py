@@ -135,6 +135,8 @@ FIELDS: tuple[Field, ...] = (
     _f("reasoning_mode", "label", "native | leaked | prompted | encrypted | none", "cls",
        choices=REASONING_MODES, attr="reasoning_mode"),
     _f("call_id", "label", "this call's row in the usage log", "ls", attr="call_id"),
+    _f("origin", "label", "a hit's source: None this project's own, else its bundle", "ls",
+       attr="origin"),
     _f("retries", "int", "retries this call needed (0 on a hit)", "l", attr="retries"),
     _f("created", "float", "when the response was generated (epoch seconds)", "c",
        attr="created"),
@@ -199,8 +201,16 @@ def typed(df: pd.DataFrame) -> pd.DataFrame:
     returned for chaining): what makes ``lab.calls()`` and ``res.df`` agree."""
     for name in df.columns:
         dtype = dtype_of(name)
-        if dtype is not None and str(df[name].dtype) != dtype and not dtype.startswith("date"):
-            df[name] = df[name].astype(dtype)
+        if dtype is None or dtype.startswith("date"):
+            continue
+        col = df[name]
+        if dtype == "object":
+            # text as Python strings and None for "missing", as res.df holds them (pandas
+            # reads text from SQLite into its own string dtype, with NaN for NULL)
+            if str(col.dtype) != "object" or col.isna().any():
+                df[name] = col.astype(object).where(col.notna(), None)
+        elif str(col.dtype) != dtype:
+            df[name] = col.astype(dtype)
     return df
 
 

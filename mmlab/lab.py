@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import jsonfast
-from .bundle import import_bundle
+from .bundle import import_bundle, origin_of
 from .config import (
     DEFAULT_MODEL,
     Timeouts,
@@ -30,7 +30,7 @@ from .config import (
     resolve_cache_mode,
 )
 from .endpoints import Endpoint, endpoint_for_url, resolve_endpoint
-from .engine import DEFAULT_ENDPOINT, Engine
+from .engine import DEFAULT_ENDPOINT, Call, Engine
 from .errors import ConfigError
 from .fields import typed
 from .ledger import Account, reconcile
@@ -117,6 +117,10 @@ class Lab:
             URL takes ``OPENROUTER_API_KEY``) — so that ``endpoint="name"`` sends a call there
             and a sweep can take ``endpoint`` as an axis (OpenRouter against a self-hosted
             vLLM serving the open weights). Each is priced, keyed and logged as itself.
+        trust_imports: let answers imported from bundles answer *live* calls too. Off by
+            default: a bundle is someone else's recording — replay uses it, a live call
+            is sent (and its own answer cached beside the import). Every result and log row
+            answered from an import names its bundle (``origin``).
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Lab:
         bundle_savings: bool = False,
         quiet: bool = False,
         endpoints: Mapping[str, Endpoint | str] | None = None,
+        trust_imports: bool = False,
     ) -> None:
         cache_mode = resolve_cache_mode(cache)
         budget = resolve_budget(budget_usd)
@@ -170,6 +175,7 @@ class Lab:
             transport=transport,
             bundle_savings=bundle_savings,
             endpoints=_named_endpoints(endpoints, api_key, headers, endpoint.base_url),
+            trust_imports=trust_imports,
         )
         """The call path this lab's calls take (cache, budget, retries, pricing, log)."""
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")
@@ -177,6 +183,7 @@ class Lab:
             # A bundle is a replay source; live modes ignore it so that a live run makes
             # fresh calls (seed a live cache on purpose with `mmlab bundle import`).
             import_bundle(self.engine.store, bundle)
+            self.engine.prefer_origin = origin_of(bundle)  # its own answers win on replay
         if not quiet:
             self._announce()
 
@@ -270,10 +277,10 @@ class Lab:
         """
         engine = self.engine
         call = engine.prepare(prompt, system=system, sample=sample, tag=tag, **params)
-        hit = engine.lookup(call, on_delta)
-        if hit is not None:
-            return hit
-        return run_sync(engine.send(call, stream=stream, on_delta=on_delta))
+        result = engine.lookup(call, on_delta)
+        if result is None:
+            result = run_sync(engine.send(call, stream=stream, on_delta=on_delta))
+        return _said(call, result)
 
     async def achat(
         self,
@@ -289,10 +296,10 @@ class Lab:
         """Async `chat`: same arguments, same result."""
         engine = self.engine
         call = engine.prepare(prompt, system=system, sample=sample, tag=tag, **params)
-        hit = engine.lookup(call, on_delta)
-        if hit is not None:
-            return hit
-        return await engine.send(call, stream=stream, on_delta=on_delta)
+        result = engine.lookup(call, on_delta)
+        if result is None:
+            result = await engine.send(call, stream=stream, on_delta=on_delta)
+        return _said(call, result)
 
     # --- the log ------------------------------------------------------------------------------
     def calls(self, tag: str | None = None, *, all_tags: bool = False) -> pd.DataFrame:
@@ -467,6 +474,22 @@ class Lab:
     def close(self) -> None:
         """Write queued rows and close this thread's database connection."""
         self.engine.store.close()
+
+
+def _said(call: Call, result: Result) -> Result:
+    """`result`, after warning when another model answered than the one asked on an endpoint
+    that routes between models (OpenRouter's fallback): a hit reports the model that
+    answered, and says so every time. (A self-hosted server's own name for its model is no
+    fallback.)"""
+    asked = call.model
+    if call.via.capabilities.provider_routing and result.served_another_model(asked):
+        warnings.warn(
+            f"{result.model!r} answered, not the model asked ({asked!r}): OpenRouter fell "
+            "back to another model. Its answer is logged and cached under the request as "
+            "asked; compare like with like (provider={'allow_fallbacks': False})",
+            stacklevel=3,
+        )
+    return result
 
 
 def _in_notebook() -> bool:

@@ -141,7 +141,9 @@ async def reconcile(
         billed = record["total_cost"]
         rebill = ("unknown", "computed", *NOT_BILLED)  # never a figure OpenRouter gave
         if call["cost_source"] in rebill and billed is not None:
-            await asyncio.to_thread(store.rebill, call["call_id"], call["cache_key"], billed)
+            # a failed attempt has no cache entry of its own: only its log row is re-billed
+            entry = call["cache_key"] if call.get("error") is None else None
+            await asyncio.to_thread(store.rebill, call["call_id"], entry, billed)
         return record
 
     for endpoint in dict.fromkeys(sources):
@@ -280,8 +282,13 @@ class Account:
         )
         if not self.agrees and self.difference_usd > 0:
             text += (
-                " — the key paid for more than was logged: other use of the key meanwhile, or "
-                "calls billed though they failed (a stream cut after tokens were generated)"
+                " — the key paid for more than was logged: other use of the key meanwhile"
+            )
+        elif not self.agrees:
+            text += (
+                " — the log charged more than the key paid: attempts that failed after they "
+                "began (and replies without readable usage) are charged their worst case until "
+                "lab.reconcile() puts the bill in its place"
             )
         if self.notes:
             text += "; " + "; ".join(self.notes)

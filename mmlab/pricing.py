@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -130,24 +132,30 @@ def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     return math.ceil(size / 3) + 8 * len(messages) + 8
 
 
-def prompt_tokens_bound(messages: Sequence[Mapping[str, Any]]) -> int:
-    """An upper bound on a prompt's tokens, for budget reservations: UTF-8 bytes of every
-    text field plus `MESSAGE_OVERHEAD` per message and `REQUEST_OVERHEAD`.
+def prompt_tokens_bound(body: Mapping[str, Any]) -> int:
+    """An upper bound on the tokens a request sends, for budget reservations: the UTF-8
+    bytes of everything in its body — every message field (text, names, the
+    ``reasoning_details`` a follow-up hands back), ``response_format`` and its JSON schema,
+    stop sequences, everything else — plus `MESSAGE_OVERHEAD` per message and
+    `REQUEST_OVERHEAD`.
 
     Why it bounds: byte-level BPE tokenizers (GPT-2 lineage, Llama 3, Qwen, DeepSeek,
     MiniMax) and SentencePiece with byte fallback never make a token of less than one byte
     of text, so a text of n bytes is at most n tokens, however dense (digits, one-letter
-    words, CJK); templates add a bounded number of special tokens per message. The price of
-    certainty: English text runs ~4 bytes a token, so a reservation holds ~4x the prompt's
-    real cost. Far from the cap that changes nothing; near it, calls go on one at a time
-    as finished calls return what they did not use (see the sweep runner).
+    words, CJK); templates add a bounded number of special tokens per message; a schema or a
+    reasoning block a provider turns into prompt text is at most the bytes it was sent as.
+    The price of certainty: English text runs ~4 bytes a token, so a reservation holds ~4x
+    the prompt's real cost. Far from the cap that changes nothing; near it, calls go on one
+    at a time as finished calls return what they did not use (see the sweep runner).
     """
-    size = sum(
-        len(m["content"].encode()) + len(m.get("name", "").encode())
-        + len(m.get("reasoning", "").encode()) + MESSAGE_OVERHEAD
-        for m in messages
-    )  # fmt: skip
-    return size + REQUEST_OVERHEAD
+    sent = orjson.dumps({k: v for k, v in body.items() if k not in _NOT_PROMPT})
+    return len(sent) + MESSAGE_OVERHEAD * len(body.get("messages") or ()) + REQUEST_OVERHEAD
+
+
+#: Body fields that are numbers steering generation, not text a model reads.
+_NOT_PROMPT = frozenset({"max_tokens", "temperature", "top_p", "top_k", "min_p", "top_a",
+                         "seed", "frequency_penalty", "presence_penalty", "repetition_penalty",
+                         "logprobs", "top_logprobs", "stream", "provider", "model"})  # fmt: skip
 
 
 def completion_cap(body: Mapping[str, Any], price: Price | None) -> int:
@@ -163,7 +171,7 @@ def completion_cap(body: Mapping[str, Any], price: Price | None) -> int:
 def worst_case_usd(price: Price, body: Mapping[str, Any]) -> float:
     """The most a request could cost at `price`: `prompt_tokens_bound` plus `completion_cap`
     (reasoning is inside the completion), at the long-context tier the bound may reach."""
-    return price.cost(prompt_tokens_bound(body["messages"]), completion_cap(body, price))
+    return price.cost(prompt_tokens_bound(body), completion_cap(body, price))
 
 
 def cost_of(
@@ -182,6 +190,28 @@ def cost_of(
         "computed",
         table.source,
     )
+
+
+def failure_charge(
+    billed: float | None, billable: bool, worst_usd: float | None, *, free: bool
+) -> tuple[float, float | None, str | None]:
+    """What a failed attempt is charged: (spent_usd, cost_usd, cost_source), or
+    ``(0.0, None, None)`` for an attempt that cost nothing.
+
+    The cost the server reported for it (an error chunk's ``usage.cost``) when it did:
+    ``billed``. Else, for an attempt that may have been billed (`billable`: some of it
+    reached us before it failed, or the server answered 200 with a reply that cannot be
+    read), its worst case — what its reservation held — as ``unknown``: counted against
+    budgets until `Lab.reconcile` replaces it with the bill. Else nothing: the server
+    refused it or never answered. Free endpoints charge nothing.
+    """
+    if free:
+        return 0.0, None, None
+    if billed is not None:
+        return billed, billed, "billed"
+    if billable:
+        return worst_usd or 0.0, None, "unknown"
+    return 0.0, None, None
 
 
 #: Cost sources of replies nobody paid for (`zero_usage`); `Lab.reconcile` re-bills them if

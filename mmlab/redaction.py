@@ -28,3 +28,18 @@ def redact(text: str) -> str:
             text = text.replace(secret, "[REDACTED]")
     text = _BEARER.sub(r"\1[REDACTED]", text)
     return _KEY_SHAPE.sub("sk-[REDACTED]", text)
+
+
+def redact_secrets(text: str) -> str:
+    """Remove registered secrets only — whatever their shape — leaving other text as it is:
+    for a model's own words (an answer about ``sk-learn`` must survive), where `redact`'s
+    key-shaped patterns would mangle honest text."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return text
+
+
+#: Header names whose values are credentials (``Authorization``, Azure's ``api-key``,
+#: ``x-api-key``, tokens, secrets): registered as secrets wherever an endpoint is given them.
+SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|session", re.IGNORECASE)

@@ -9,6 +9,7 @@ dict; the log row and the frames take their columns from the same declaration.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,11 @@ class Response:
     notice: str | None = None
     """What the endpoint said besides the answer, e.g. MiniMax's "Token limit reached"."""
 
+    def served_another_model(self, asked: str) -> bool:
+        """Whether the model that answered is not `asked` — a fallback — rather than the same
+        id, a variant of it (``x/y:free``) or a dated snapshot (``x/y-2025-05-28``)."""
+        return self.model is not None and not same_model(asked, self.model)
+
     @property
     def truncated(self) -> bool:
         """Stopped by the token limit with an empty answer: thinking ate the budget."""
@@ -107,6 +113,9 @@ class Result(Response):
     """Sample index (repeats of one request)."""
     retries: int = 0
     """Retries this call needed (0 on a hit)."""
+    origin: str | None = None
+    """Where a cache hit's answer came from: None, this project's own calls; else the bundle
+    it was imported from (``bundle:<sha256>``) — an answer someone else recorded."""
 
     def __repr__(self) -> str:
         hit = "hit" if self.cache_hit else "miss"
@@ -137,9 +146,11 @@ class Result(Response):
         sample: int,
         call_id: str | None,
         saved: bool = True,
+        origin: str | None = None,
     ) -> Result:
         """A cache hit: the stored response, spending nothing and saving its cost (`saved`
-        False: an entry whose cost this project did not pay, e.g. imported from a bundle)."""
+        False: an entry whose cost this project did not pay, e.g. imported from a bundle,
+        its `origin`)."""
         cost = rec.get("cost_usd")
         u = rec.get("usage") or {}
         get = rec.get
@@ -174,6 +185,8 @@ class Result(Response):
             call_id,
             cache_key,
             sample,
+            0,  # retries
+            origin,
         )
 
     @classmethod
@@ -194,3 +207,11 @@ class Result(Response):
             notice=reply.notice,
             **kw,
         )
+
+
+def same_model(asked: Any, served: Any) -> bool:
+    """Whether `served` names the model `asked` for: the same id, a variant of it
+    (``x/y:free``) or a dated snapshot (``x/y-2025-05-28``, ``x/y-0528``) — not another model
+    of the family (``x/y-lite``)."""
+    a, s = str(asked).split(":")[0], str(served).split(":")[0]
+    return a == s or re.fullmatch(re.escape(a) + r"-\d[\d-]*", s) is not None

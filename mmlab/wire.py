@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import APIError, RequestError, classify_status
+from .redaction import redact, redact_secrets
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -154,6 +155,8 @@ class Reply:
     usage: Usage = field(default_factory=Usage)
     billed_cost_usd: float | None = None
     usage_reported: bool = False
+    """The reply reported readable token counts (`usage_readable`); without them a priced
+    reply's cost is unknown."""
     reasoning_mode: str = "none"
     ttft_s: float | None = None
     reasoning_details: list[Any] | None = None
@@ -163,6 +166,27 @@ class Reply:
     """What the endpoint said besides the answer (MiniMax's "Token limit reached" chunk)."""
     cache_status: str | None = None
     """OpenRouter's ``X-OpenRouter-Cache-Status`` response header (HIT | MISS), if sent."""
+
+
+def scrub_reply(reply: Reply) -> Reply:
+    """Remove every secret mmlab knows from every string of `reply`, in place, before it is
+    stored, logged or shown: a server that echoes the key (in its provider name, model id,
+    generation id, answer or reasoning) must not get it into the cache, the log or a
+    bundle. Labels also lose anything key-shaped; a model's own text only loses registered
+    secrets (an answer may honestly mention ``sk-...``-like words)."""
+    for name in ("provider", "model", "generation_id", "finish_reason",
+                 "native_finish_reason", "notice"):  # fmt: skip
+        value = getattr(reply, name)
+        if value:
+            setattr(reply, name, redact(value))
+    reply.content = redact_secrets(reply.content)
+    reply.reasoning = redact_secrets(reply.reasoning)
+    if reply.reasoning_details:
+        dumped = json.dumps(reply.reasoning_details)
+        clean = redact_secrets(dumped)
+        if clean != dumped:
+            reply.reasoning_details = json.loads(clean)
+    return reply
 
 
 #: The largest count or cost a server reply may report: 2**53, the last integer a double
@@ -196,7 +220,9 @@ def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
     """Read a usage object: token counts and the billed `cost` (USD) if present.
 
     OpenRouter's spelling first; cached prompt tokens also where other servers put them
-    (``usage.cached_tokens``: Together; ``prompt_cache_hit_tokens``: DeepSeek).
+    (``usage.cached_tokens``: Together; ``prompt_cache_hit_tokens``: DeepSeek). Counts that
+    cannot be read are 0 here; `usage_readable` says whether the counts a price needs were
+    there at all.
     """
     if not isinstance(raw, Mapping) or not raw:
         return Usage(), None
@@ -211,6 +237,45 @@ def parse_usage(raw: Mapping[str, Any] | None) -> tuple[Usage, float | None]:
         cached_tokens=_num(cached),
     )
     return usage, reported_number(raw.get("cost"))
+
+
+def usage_readable(raw: Any) -> bool:
+    """Whether a usage object reports the counts a price needs — prompt and completion
+    tokens as whole numbers >= 0. Missing, text ("12"), negative or fractional counts are
+    unreadable: such a reply's cost is unknown (charged at its worst case), never free."""
+    if not isinstance(raw, Mapping):
+        return False
+    for name in ("prompt_tokens", "completion_tokens"):
+        v = reported_number(raw.get(name))
+        if v is None or v != int(v):
+            return False
+    return True
+
+
+#: The longest label (provider, model, generation id) kept from a reply.
+MAX_LABEL = 256
+
+
+def label(x: Any) -> str | None:
+    """A short text field of a reply (provider, model, id, finish reason): a string, cut to
+    `MAX_LABEL`; anything else (an object, a number) is not a label and is dropped. Replies
+    are untrusted: a field of the wrong type must never reach the log's columns."""
+    return x[:MAX_LABEL] if isinstance(x, str) and x else None
+
+
+def text_of(x: Any, where: str) -> str:
+    """A reply's text (answer or reasoning): a string, nothing (""), or a list of content
+    parts (``[{"type": "text", "text": ...}]``, as some servers send) joined; anything else
+    is a malformed reply (`ValueError` naming `where`)."""
+    if x is None:
+        return ""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list) and all(isinstance(p, Mapping) for p in x):
+        texts = [p.get("text") for p in x if p.get("type", "text") in ("text", "output_text")]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)
+    raise ValueError(f"{where} is neither text nor a list of text parts ({type(x).__name__})")
 
 
 def usage_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -316,41 +381,73 @@ def parse_completion(body: Any) -> Reply:
             retryable=True,
         )
     choice = choices[0]
+    raw_usage = usage_of(body)
+    usage, billed = parse_usage(raw_usage)
+    gen_id = label(body.get("id"))
     if choice.get("error") is not None:
-        raise error_from_body(choice["error"], 200, mid_stream=True)
-    _check_finish(choice)
+        exc = error_from_body(choice["error"], 200, mid_stream=True)
+        exc.billed_usd, exc.generation_id = billed, gen_id
+        exc.billable = exc.billable or billed is not None
+        raise exc
+    _check_finish(choice, billed, gen_id)
     # A text-completion route (used by the embedded model's thinking template) has `text`.
-    message = choice.get("message") or {"content": choice.get("text")}
-    content = message.get("content") or ""
-    reasoning = message.get("reasoning") or message.get("reasoning_content") or ""
+    message = choice.get("message")
+    if message is None:
+        message = {"content": choice.get("text")}
+    try:
+        if not isinstance(message, Mapping):
+            raise ValueError(f"message is a {type(message).__name__}, not an object")
+        content = text_of(message.get("content"), "message.content")
+        reasoning = text_of(message.get("reasoning"), "message.reasoning") or text_of(
+            message.get("reasoning_content"), "message.reasoning_content"
+        )
+    except ValueError as err:
+        # read as far as its cost: the server may have billed what it could not say
+        raise malformed(str(err), billed, gen_id) from None
     mode = "native" if reasoning else "none"
     if not reasoning:
         reasoning, content = split_think(content)
         mode = "leaked" if reasoning else "none"
-    raw_usage = usage_of(body)
-    usage, billed = parse_usage(raw_usage)
     details = message.get("reasoning_details")
     details = list(details) if isinstance(details, list) and details else None
     return Reply(
         content=content,
         reasoning=reasoning,
-        finish_reason=choice.get("finish_reason"),
-        native_finish_reason=choice.get("native_finish_reason"),
-        provider=body.get("provider"),
-        model=body.get("model"),
-        generation_id=body.get("id"),
+        finish_reason=label(choice.get("finish_reason")),
+        native_finish_reason=label(choice.get("native_finish_reason")),
+        provider=label(body.get("provider")),
+        model=label(body.get("model")),
+        generation_id=gen_id,
         usage=usage,
         billed_cost_usd=billed,
-        usage_reported=raw_usage is not None,
+        usage_reported=usage_readable(raw_usage),
         reasoning_mode=_mode(mode, reasoning, usage, details),
         reasoning_details=details,
     )
 
 
-def _check_finish(choice: Mapping[str, Any]) -> None:
+def malformed(why: str, billed: float | None = None, generation_id: str | None = None) -> APIError:
+    """The error for a 200 reply mmlab cannot read (a string where an object belongs, a
+    number for an answer): retryable, and billable — the server answered, so it may have
+    charged; its reported cost, when there is one, is kept."""
+    return APIError(
+        f"the endpoint returned a malformed reply: {why}",
+        status=200,
+        error_type="bad_response",
+        retryable=True,
+        billed_usd=billed,
+        billable=True,
+        generation_id=generation_id,
+    )
+
+
+def _check_finish(
+    choice: Mapping[str, Any], billed: float | None = None, generation_id: str | None = None
+) -> None:
     """A generation that ended in error is an error, whatever ``finish_reason`` claims:
-    providers report it in ``native_finish_reason`` under a harmless normalised one."""
-    finish, native = choice.get("finish_reason"), choice.get("native_finish_reason")
+    providers report it in ``native_finish_reason`` under a harmless normalised one. It was
+    generated, so it may have been billed."""
+    finish, native = label(choice.get("finish_reason")), label(choice.get("native_finish_reason"))
     if finish == "error" or native == "error":
         raise APIError(
             f"generation ended in error (finish_reason {finish!r}, native {native!r})",
@@ -358,6 +455,9 @@ def _check_finish(choice: Mapping[str, Any]) -> None:
             error_type="provider_error",
             retryable=True,
             mid_stream=True,
+            billed_usd=billed,
+            billable=True,
+            generation_id=generation_id,
         )
 
 
@@ -500,28 +600,40 @@ class StreamAssembler:
         if not isinstance(chunk, Mapping):
             return
         reply = self.reply
-        reply.generation_id = reply.generation_id or chunk.get("id")
-        reply.provider = reply.provider or chunk.get("provider")
-        reply.model = reply.model or chunk.get("model")
+        reply.generation_id = reply.generation_id or label(chunk.get("id"))
+        reply.provider = reply.provider or label(chunk.get("provider"))
+        reply.model = reply.model or label(chunk.get("model"))
         raw_usage = usage_of(chunk)
-        if chunk.get("error") is not None:
-            if not self._token_limit(chunk["error"], raw_usage):
-                raise error_from_body(chunk["error"], 200, mid_stream=True)
         if raw_usage is not None:
             reply.usage, reply.billed_cost_usd = parse_usage(raw_usage)
-            reply.usage_reported = True
+            reply.usage_reported = usage_readable(raw_usage)
+        if chunk.get("error") is not None:
+            if not self._token_limit(chunk["error"], raw_usage):
+                exc = error_from_body(chunk["error"], 200, mid_stream=True)
+                # an error chunk may say what the failed stream cost: that is money spent
+                exc.billed_usd = reply.billed_cost_usd if raw_usage is not None else None
+                raise exc
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, Mapping):
                 continue
-            delta = choice.get("delta") or {"content": choice.get("text")}
+            delta = choice.get("delta")
+            if delta is None:
+                delta = {"content": choice.get("text")}
+            try:
+                if not isinstance(delta, Mapping):
+                    raise ValueError(f"a stream delta is a {type(delta).__name__}")
+                reasoning = text_of(delta.get("reasoning"), "delta.reasoning") or text_of(
+                    delta.get("reasoning_content"), "delta.reasoning_content"
+                )
+                text = text_of(delta.get("content"), "delta.content")
+            except ValueError as err:
+                raise malformed(str(err), reply.billed_cost_usd, reply.generation_id) from None
             details = delta.get("reasoning_details")
             if isinstance(details, list) and details:
                 self._details.extend(details)
-            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
             if reasoning:
                 self.native_reasoning = True
                 self._emit("reasoning", reasoning)
-            text = delta.get("content")
             if text:
                 if self.native_reasoning:
                     self._emit("content", text)
@@ -529,9 +641,15 @@ class StreamAssembler:
                     for kind, part in self.splitter.feed(text):
                         self._emit(kind, part)
             if choice.get("finish_reason") and reply.notice is None:
-                reply.finish_reason = choice["finish_reason"]
-                reply.native_finish_reason = choice.get("native_finish_reason")
-                _check_finish(choice)
+                reply.finish_reason = label(choice["finish_reason"])
+                reply.native_finish_reason = label(choice.get("native_finish_reason"))
+                _check_finish(choice, reply.billed_cost_usd, reply.generation_id)
+
+    @property
+    def began(self) -> bool:
+        """Whether any of the reply reached us (a token, a usage block): a stream that fails
+        after this may have been billed."""
+        return self.reply.ttft_s is not None or bool(self._details) or self.reply.usage_reported
 
     def _token_limit(self, err: Any, raw_usage: Mapping[str, Any] | None) -> bool:
         """MiniMax ends a stream whose thinking ate ``max_tokens`` with an error chunk that

@@ -5,6 +5,7 @@ transport."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from helpers import FAKE_KEY, cache_rows
@@ -66,8 +67,13 @@ def test_retry_budget_is_bounded_and_partial_answers_are_never_cached(standin, d
     assert info.value.mid_stream and info.value.attempts == 3
     assert len(standin.seen) == 3
     assert cache_rows(db) == 0
+    # each attempt was cut after tokens reached us: each is charged, on a row of its own —
+    # two retried attempts, then the call's own row with its retries
     df = lab.calls()
-    assert len(df) == 1 and df.iloc[0]["retries"] == 2 and "502" in df.iloc[0]["error"]
+    assert list(df["cache_status"]) == ["retried", "retried", "miss"]
+    assert df.iloc[-1]["retries"] == 2 and "502" in df.iloc[-1]["error"]
+    assert (df["spent_usd"] > 0).all() and set(df["cost_source"]) == {"unknown"}
+    assert info.value.spent_usd == pytest.approx(df["spent_usd"].sum())
 
 
 def test_mid_stream_failure_then_reconcile(standin, lab):
@@ -76,25 +82,21 @@ def test_mid_stream_failure_then_reconcile(standin, lab):
     assert r.retries == 1 and r.cost_source == "billed"
 
 
-def test_retry_after_is_honoured(lab, standin):
-    standin.enqueue(Fault.http(429, retry_after=0.2))
-    from mmlab.client import CallStats, with_retries
+def test_retry_after_is_honoured(standin, db):
+    from mmlab.client import CallStats, retry_wait
 
+    # the decision: a 429's Retry-After is the wait, counted as a rate limit
     stats = CallStats()
-    call = lab.engine.prepare("wait for me", max_tokens=300)
-
-    async def go():
-        return await with_retries(
-            lambda: lab.endpoint.complete(lab.engine.http, call.body, False, None),
-            RetryPolicy(base_s=0.001, cap_s=5.0),
-            stats,
-        )
-
-    from mmlab.loop import run_sync
-
-    run_sync(go())
-    assert stats.rate_limited == 1 and stats.retries == 1
-    assert 0.2 <= stats.waited_s <= 0.2 * 1.1 + 1e-9
+    limited = APIError("slow down", status=429, retryable=True, retry_after=0.2)
+    policy = RetryPolicy(base_s=0.001, cap_s=5.0)
+    assert 0.2 <= retry_wait(limited, policy, stats) <= 0.2 * 1.1 + 1e-9
+    assert stats.rate_limited == 1 and stats.retries == 1 and limited.attempts == 1
+    # and the call path waits it
+    lab = Lab(base_url=standin.url, api_key=FAKE_KEY, db=db, quiet=True, retry=policy)
+    standin.enqueue(Fault.http(429, retry_after=0.2))
+    started = time.perf_counter()
+    r = lab.chat("wait for me", max_tokens=300)
+    assert r.retries == 1 and time.perf_counter() - started >= 0.2
 
 
 def test_stalled_stream_times_out_only_without_bytes(standin, db):

@@ -19,7 +19,7 @@ from ..client import Http
 from ..config import normalize_base_url
 from ..errors import ConfigError, RequestError
 from ..pricing import EMBEDDED, PriceTable
-from ..redaction import register_secret
+from ..redaction import SECRET_HEADER, register_secret
 from ..wire import Delta, Reply
 
 
@@ -69,6 +69,9 @@ class Endpoint:
     """Any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp, a stand-in server)."""
 
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: What a streamed request adds: OpenAI-compatible servers (vLLM and others) send no usage
+    #: in a stream unless asked, and a reply without usage has an unknown cost.
+    stream_extras: ClassVar[dict[str, Any]] = {"stream_options": {"include_usage": True}}
 
     def __init__(
         self,
@@ -92,7 +95,12 @@ class Endpoint:
         self.default_model = default_model
         """The model used when a Lab is given none."""
         self.headers = dict(headers or {})
-        """Extra headers (attribution: HTTP-Referer, X-OpenRouter-Title)."""
+        """Extra headers (attribution: HTTP-Referer, X-OpenRouter-Title; a server's own
+        credential header, e.g. Azure's ``api-key``)."""
+        for name, value in self.headers.items():
+            if SECRET_HEADER.search(name) and isinstance(value, str):
+                register_secret(value)  # redacted wherever text leaves mmlab, like api_key
+                check_key_transport(self.base_url, value)
 
     @property
     def identity(self) -> str:
@@ -131,7 +139,8 @@ class Endpoint:
         """Send one chat request and return the reply (no retries here)."""
         base = await self.url()
         return await http.chat(
-            f"{base}/chat/completions", self.request_headers(), body, stream, on_delta
+            f"{base}/chat/completions", self.request_headers(), body, stream, on_delta,
+            self.stream_extras,
         )
 
     def check(self, params: Mapping[str, Any]) -> None:

@@ -37,7 +37,7 @@ Either way, whether a group is sampled in a round depends only on earlier rounds
 time the sweep stops is a stopping time; since the CS covers ``mu`` at all rounds at once, it
 covers it at whatever data-dependent round the sweep stops. A fixed-n interval (Wilson,
 Student-t) re-checked after every round does not: peeking inflates its error far above
-``alpha`` (see tests/test_stop.py).
+``alpha`` (see tests/test_sequential.py).
 
 Caveats: the target is the mean over *these* problems, not over a population of problems
 (for that, use clustered intervals on the finished data); failures that depend on the problem

@@ -23,10 +23,12 @@ def unreconciled_calls(db: sqlite3.Connection, endpoint: str, scope: str | None)
     where, args = tag_filter("c.tag", scope)
     cols = ["call_id", "generation_id", "cache_key", "provider", "served_model",
             "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens",
-            "cost_usd", "cost_source", "finish_reason"]  # fmt: skip
+            "cost_usd", "cost_source", "finish_reason", "error"]  # fmt: skip
+    # answered calls, and failed attempts that were charged (their bill replaces the charge)
     rows = db.execute(
         f"SELECT {', '.join('c.' + c for c in cols)} FROM calls c {where} "
-        "AND c.generation_id IS NOT NULL AND c.cache_status != 'hit' AND c.error IS NULL "
+        "AND c.generation_id IS NOT NULL AND c.cache_status != 'hit' "
+        "AND (c.error IS NULL OR c.spent_usd > 0) "
         "AND c.endpoint = ? AND NOT EXISTS "
         "(SELECT 1 FROM generations g WHERE g.call_id = c.call_id) ORDER BY c.ts",
         (*args, endpoint),

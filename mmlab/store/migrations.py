@@ -200,6 +200,37 @@ def m005_generations(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m006_imports_beside(db: sqlite3.Connection) -> None:
+    """Imported answers live *beside* this project's own (one entry per key and origin):
+    a live call is never answered by a bundle's entry unless asked to, and its own answer
+    is cached next to the import instead of over it. ``origin`` is '' for an entry made
+    here. The log says which entry answered each hit (``calls.origin``)."""
+    _script(
+        db,
+        """
+        CREATE TABLE cache_v6 (
+            key      TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model    TEXT NOT NULL,
+            sample   INTEGER NOT NULL,
+            request  TEXT NOT NULL,
+            response TEXT NOT NULL,
+            created  REAL NOT NULL,
+            origin   TEXT NOT NULL DEFAULT '',  -- '' here; 'bundle:<sha256>' an import
+            UNIQUE (key, origin)
+        );
+        INSERT INTO cache_v6 SELECT key, endpoint, model, sample, request, response, created,
+            COALESCE(origin, '') FROM cache;
+        DROP TABLE cache;
+        ALTER TABLE cache_v6 RENAME TO cache;
+        CREATE INDEX cache_endpoint_model ON cache(endpoint, model);
+        CREATE INDEX cache_origin ON cache(origin) WHERE origin != '';
+        ALTER TABLE calls ADD COLUMN origin TEXT;
+        """,
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; migrations must stay inside the caller's transaction.
     # Statements are separated by a ';' at the end of a line (triggers hold inner ';').

@@ -9,6 +9,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
 _ids = random.Random(secrets.randbits(128))
 # A forked child must not repeat its parent's ids: reseed from the OS in the child.
@@ -55,6 +56,9 @@ class CallRow:
     status: int | None = None
     error_type: str | None = None
     error: str | None = None
+    origin: str | None = None
+    """For a cache hit: the entry that answered it — None, this project's own; else the
+    bundle it was imported from (``bundle:<sha256>``)."""
 
 
 #: The columns of the ``calls`` table, in `CallRow`'s field order.
@@ -95,8 +99,14 @@ class CacheEntry:
 
 #: The columns of the ``cache`` table, in `CacheEntry`'s field order.
 CACHE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CacheEntry))
-#: A `CacheEntry`'s values as a tuple in `CACHE_COLUMNS` order (what `INSERT_CACHE` binds).
-cache_values = operator.attrgetter(*CACHE_COLUMNS)
+_cache_fields = operator.attrgetter(*CACHE_COLUMNS)
+
+
+def cache_values(entry: CacheEntry) -> tuple[Any, ...]:
+    """A `CacheEntry`'s values in `CACHE_COLUMNS` order (what `INSERT_CACHE` binds); an entry
+    made here is stored with origin '' (the table's key is the key *and* its origin)."""
+    values = _cache_fields(entry)
+    return (*values[:-1], values[-1] or "")
 #: The tail of the statement inserting one `CacheEntry`: callers prefix the verb
 #: (``INSERT OR REPLACE `` or ``INSERT OR IGNORE ``), which decides what an existing key does.
 INSERT_CACHE = (

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import jsonfast
 from ..errors import ConfigError, RequestError, StorageError
 from . import generations, migrations
-from .budget import add_reservation, drop_reservation
 from .files import check_foreign, check_path, connect, refuse_foreign, storage_error
+from .inflight import Claims, add_reservation, claims_for, drop_reservation
 from .migrations import ROLLUP_SUMS
 from .rows import (
     CACHE_COLUMNS,
@@ -63,6 +63,27 @@ HIT_BATCH = 16384
 HIT_IDLE_S = 0.2
 
 
+#: `Store.cache_get`'s query, by whether imported entries may answer.
+_CACHE_GET = {
+    True: "SELECT response, origin FROM cache WHERE key = ? ORDER BY rowid DESC",
+    False: "SELECT response, origin FROM cache WHERE key = ? AND origin = ''",
+}
+
+
+def _pick(rows: Sequence[tuple[Any, str]], prefer: str | None) -> tuple[Any, str] | None:
+    """Of the entries for one key (newest first, as (row, origin)): `prefer`'s, else this
+    project's own (origin ''), else the newest import."""
+    if not rows:
+        return None
+    if len(rows) == 1:
+        return rows[0]
+    for wanted in (prefer, ""):
+        for row in rows:
+            if wanted is not None and row[1] == wanted:
+                return row
+    return rows[0]
+
+
 class Store:
     """The SQLite database behind a Lab: cache rows, call rows, reservations, price tables."""
 
@@ -70,6 +91,8 @@ class Store:
         self.path = check_path(Path(path))
         self._local = threading.local()
         self._writer = Writer(self.path)
+        self.claims: Claims = claims_for(self.path)
+        """Request claims: who is sending what now (`mmlab.store.inflight.Claims`)."""
         self._hits_lock = threading.Lock()
         self._hit_rows: list[tuple[Any, ...]] = []
         self._hits_queued = False
@@ -119,23 +142,26 @@ class Store:
             raise ConfigError(f"cannot use db {self.path}: {exc}") from None
 
     # --- transactions -----------------------------------------------------------------------
-    def _write(self, fn: Callable[[sqlite3.Connection], T] | Rows) -> T:
-        """Run `fn` in the writer's transaction and wait: all of it lands, or none of it."""
-        future = self._writer.submit(fn).future
+    def _write(self, fn: Callable[[sqlite3.Connection], T] | Rows, *, light: bool = False) -> T:
+        """Run `fn` in the writer's transaction and wait: all of it lands, or none of it
+        (`light`: without an fsync, see `mmlab.store.writer`)."""
+        future = self._writer.submit(fn, light=light).future
         assert future is not None
         return future.result()
 
-    async def _awrite(self, fn: Callable[[sqlite3.Connection], T] | Rows) -> T:
+    async def _awrite(
+        self, fn: Callable[[sqlite3.Connection], T] | Rows, *, light: bool = False
+    ) -> T:
         """`write` for coroutines: the event loop keeps running while SQLite works (or waits
         for another process's lock). Once queued the write lands, even if the awaiting task
         is cancelled (see `mmlab.store.writer.Job`)."""
-        future = self._writer.submit(fn).future
+        future = self._writer.submit(fn, light=light).future
         assert future is not None
         return await asyncio.wrap_future(future)
 
     def _write_behind(self, fn: Callable[[sqlite3.Connection], Any] | Rows) -> None:
-        """Queue `fn` without waiting (rows that spend nothing: cache hits)."""
-        self._writer.submit(fn, wait=False)
+        """Queue a light `fn` without waiting (what spends nothing: hit rows, releases)."""
+        self._writer.submit(fn, wait=False, light=True)
 
     def flush(self) -> None:
         """Wait until every queued write (hit rows included) has landed."""
@@ -164,34 +190,53 @@ class Store:
             raise storage_error(self.path, exc) from None
 
     # --- cache ------------------------------------------------------------------------------
-    def cache_get(self, key: str) -> tuple[dict[str, Any], str | None] | None:
-        """The cached response for `key` and where it came from (`CacheEntry.origin`)."""
-        row = self._reader().execute(
-            "SELECT response, origin FROM cache WHERE key = ?", (key,)
-        ).fetchone()
-        return (jsonfast.loads(row[0]), row[1]) if row is not None else None
+    def cache_get(
+        self, key: str, *, imports: bool = True, prefer: str | None = None
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """The cached response for `key` and where it came from (None: made here; else the
+        bundle it was imported from). `imports`: whether an imported entry may answer (a
+        live call's may not, by default). Several entries for one key: `prefer`'s (a
+        replayed notebook's own bundle), else this project's own, else the newest import."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None or cursor.connection is not self._reader():
+            # one cursor per thread for the hot path: a fresh one per lookup costs ~2 µs
+            cursor = self._local.cursor = self._reader().cursor()
+        rows = cursor.execute(_CACHE_GET[imports], (key,)).fetchall()
+        row = _pick(rows, prefer)
+        return (jsonfast.loads(row[0]), row[1] or None) if row is not None else None
 
     def cache_get_many(
-        self, keys: Iterable[str]
+        self, keys: Iterable[str], *, imports: bool = True, prefer: str | None = None
     ) -> dict[str, tuple[dict[str, Any], str | None]]:
-        """Cached responses (and origins) for many keys at once (one query per 900 keys)."""
-        found: dict[str, tuple[dict[str, Any], str | None]] = {}
+        """`cache_get` for many keys at once (one query per 900 keys)."""
+        rows: dict[str, list[tuple[str, str]]] = {}
+        only_own = "" if imports else " AND origin = ''"
         for chunk in _chunks(list(keys), 900):
             marks = ",".join("?" * len(chunk))
             for key, response, origin in self._read(
-                f"SELECT key, response, origin FROM cache WHERE key IN ({marks})", chunk
+                f"SELECT key, response, origin FROM cache WHERE key IN ({marks}){only_own} "
+                "ORDER BY rowid DESC",
+                chunk,
             ):
-                found[key] = (jsonfast.loads(response), origin)
+                rows.setdefault(key, []).append((response, origin))
+        found: dict[str, tuple[dict[str, Any], str | None]] = {}
+        for key, candidates in rows.items():
+            response, origin = _pick(candidates, prefer)  # type: ignore[misc]
+            found[key] = (jsonfast.loads(response), origin or None)
         return found
 
-    def cache_keys(self, keys: Iterable[str]) -> set[str]:
-        """Which of `keys` have a cached response (without reading the responses)."""
+    def cache_keys(self, keys: Iterable[str], *, imports: bool = True) -> set[str]:
+        """Which of `keys` have a cached response (`imports`: counting imported entries),
+        without reading the responses."""
         found: set[str] = set()
+        only_own = "" if imports else " AND origin = ''"
         for chunk in _chunks(list(keys), 900):
             marks = ",".join("?" * len(chunk))
             stored = {
-                k for (k,) in self._read(f"SELECT key FROM cache WHERE key IN ({marks})", chunk)
-            }
+                k for (k,) in self._read(
+                    f"SELECT key FROM cache WHERE key IN ({marks}){only_own}", chunk
+                )
+            }  # fmt: skip
             # keep the caller's key objects, not fresh copies from the database
             found.update(k for k in chunk if k in stored)
         return found
@@ -219,21 +264,30 @@ class Store:
         return self._write(txn)
 
     def cache_entries(self, tag: str) -> tuple[list[CacheEntry], int]:
-        """The cache entries successful calls tagged `tag` (or below it) used, sorted by key,
-        and how many such calls' entries are gone (cleared since)."""
+        """The cache entries successful calls tagged `tag` (or below it) used — the very
+        entry that answered each (this project's own or an import's) — sorted by key, and
+        how many such calls' entries are gone (cleared since)."""
         where, args = tag_filter("tag", tag)
-        used = (
-            f"SELECT DISTINCT cache_key FROM calls {where} AND cache_key IS NOT NULL "
-            "AND error IS NULL"
-        )
-        rows = self._log_read(
-            f"SELECT {', '.join(CACHE_COLUMNS)} FROM cache WHERE key IN ({used}) ORDER BY key",
+        used = self._log_read(
+            f"SELECT DISTINCT cache_key, origin FROM calls {where} AND cache_key IS NOT NULL "
+            "AND error IS NULL",
             args,
         )
-        missing = self._read(
-            f"SELECT COUNT(*) FROM ({used}) WHERE cache_key NOT IN (SELECT key FROM cache)", args
-        )[0][0]
-        return [CacheEntry(*r) for r in rows], int(missing)
+        entries: dict[tuple[str, str], CacheEntry] = {}
+        missing = 0
+        for key, origin in used:
+            rows = self._read(
+                f"SELECT {', '.join(CACHE_COLUMNS)} FROM cache WHERE key = ? ORDER BY rowid DESC",
+                (key,),
+            )
+            # the entry the call used; rows logged before origins were (m006): its own first
+            row = _pick([(r, r[-1]) for r in rows], origin or "")
+            if row is None:
+                missing += 1
+                continue
+            entry = CacheEntry(*row[0][:-1], row[0][-1] or None)  # type: ignore[index]
+            entries[(entry.key, row[1])] = entry  # type: ignore[index]
+        return sorted(entries.values(), key=lambda e: (e.key, e.origin or "")), missing
 
     def cache_stats(self) -> tuple[list[tuple[str, str, int, int]], int, int]:
         """(rows of endpoint, model, entries, bytes), hits logged, calls logged."""
@@ -251,7 +305,7 @@ class Store:
         (or below) used and no call outside that tag uses; or (`imported`) those that came
         from bundles. The usage log is kept."""
         if imported:
-            sql, args = "DELETE FROM cache WHERE origin IS NOT NULL", ()
+            sql, args = "DELETE FROM cache WHERE origin != ''", ()
         elif tag is None:
             sql, args = "DELETE FROM cache", ()
         else:
@@ -289,10 +343,9 @@ class Store:
         await self._awrite(self._commit_call_txn(row, entry, release))
 
     def log_failure(self, row: CallRow, release: str | None = None) -> None:
-        """Queue a failed call's row and its reservation's release (written behind: a failed
-        call spent nothing, and a cancelled task must not wait on the database)."""
-        txn = self._commit_call_txn(row, None, release)
-        self._write_behind(txn)
+        """Queue the row of a failed call that spent nothing and its reservation's release
+        (written behind: a cancelled task must not wait on the database)."""
+        self._write_behind(self._commit_call_txn(row, None, release))
 
     def append_calls(self, rows: Iterable[CallRow], *, chunk: int = 50_000) -> int:
         """Append log rows in bulk (a transaction per `chunk` rows) and return how many: a
@@ -413,13 +466,14 @@ class Store:
         """For cache keys with no successful response: the error of their last attempt.
 
         An attempt that was interrupted (cancelled) or later succeeded clears the error, so
-        a cell counts as failed only when its last real attempt failed.
+        a cell counts as failed only when its last real attempt failed; a failed attempt a
+        retry followed (``retried``) is not a call's outcome.
         """
         where, args = tag_filter("tag", scope)
         errors: dict[str, str] = {}
         for key, error, error_type in self._log_read(
             f"SELECT cache_key, error, error_type FROM calls {where} "
-            "AND cache_status != 'hit' ORDER BY ts, call_id",
+            "AND cache_status NOT IN ('hit', 'retried') ORDER BY ts, call_id",
             args,
         ):
             if key not in keys:
@@ -460,12 +514,15 @@ class Store:
             )
             if cache_key is None:
                 return
-            row = db.execute("SELECT response FROM cache WHERE key = ?", (cache_key,)).fetchone()
+            # only this project's own entry: an import's figures are its author's
+            row = db.execute(
+                "SELECT response FROM cache WHERE key = ? AND origin = ''", (cache_key,)
+            ).fetchone()
             if row is not None:
                 response = jsonfast.loads(row[0])
                 response.update(cost_usd=cost, cost_source="billed", price_ref=None)
                 db.execute(
-                    "UPDATE cache SET response = ? WHERE key = ?",
+                    "UPDATE cache SET response = ? WHERE key = ? AND origin = ''",
                     (jsonfast.dumps(response), cache_key),
                 )
 
@@ -473,9 +530,10 @@ class Store:
 
     # --- the generation ledger (its SQL: generations.py) -----------------------------------
     def unreconciled_calls(self, endpoint: str, scope: str | None) -> pd.DataFrame:
-        """Paid calls (no hits, no errors) under tag `scope` with a generation id and no
-        generation record yet: what the reply said of each (tokens, cost, provider, model,
-        finish), to compare with ``GET /generation``."""
+        """Paid calls under tag `scope` — answered calls, and failed attempts that were
+        charged — with a generation id and no generation record yet: what the reply said of
+        each (tokens, cost, provider, model, finish, error), to compare with
+        ``GET /generation``."""
         return self._log_query(lambda db: generations.unreconciled_calls(db, endpoint, scope))
 
     def put_generations(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -514,7 +572,7 @@ class Store:
         callers (threads, tasks, other processes) can never together pass a cap.
         """
         rid = new_id()
-        return self._write(lambda db: add_reservation(db, rid, tag, usd, limits))
+        return self._write(lambda db: add_reservation(db, rid, tag, usd, limits), light=True)
 
     async def areserve(
         self, tag: str | None, usd: float, limits: Sequence[tuple[str | None, float]]
@@ -523,7 +581,9 @@ class Store:
         lands anyway is released behind it (never held by a call that will not be made)."""
         rid = new_id()
         try:
-            return await self._awrite(lambda db: add_reservation(db, rid, tag, usd, limits))
+            return await self._awrite(
+                lambda db: add_reservation(db, rid, tag, usd, limits), light=True
+            )
         except asyncio.CancelledError:
             self.release_behind(rid)  # queued after the reservation: undoes it if it landed
             raise

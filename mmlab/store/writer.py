@@ -9,8 +9,11 @@ half of it behind nor takes its neighbours down.
 
 What survives what: a paid call's log row, its cache entry and the release of its budget
 reservation are one job, fsynced before ``chat`` returns — a crash or power loss after that
-keeps them. A cache hit's row spends nothing and is written behind (queued, not awaited):
-a hard kill can lose the last few hit rows, never a paid call.
+keeps them. *Light* jobs — reservations, request claims, cache hits' rows — are committed
+without the fsync (``synchronous=NORMAL`` for a batch of only light jobs): a power loss can
+undo them, and that is harmless (the process that held a reservation or claim is gone with
+it; a hit spent nothing). A cache hit's row is also written behind (queued, not awaited): a
+hard kill can lose the last few hit rows, never a paid call.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from .rows import INSERT_CACHE, INSERT_CALL
 class Job:
     """One queued write: its function (or rows) and, when the caller waits, its future."""
 
-    __slots__ = ("fn", "future")
+    __slots__ = ("fn", "future", "light")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any] | Rows, wait: bool) -> None:
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any] | Rows, wait: bool, light: bool = False
+    ) -> None:
         self.fn = fn
+        self.light = light
         self.future: concurrent.futures.Future[Any] | None = None
         if wait:
             self.future = concurrent.futures.Future()
@@ -112,15 +118,23 @@ class Writer:
         self.pending = 0
         self.last_commit = 0.0
         self.last_batch = 0
+        self.synchronous = "FULL"
 
     def busy(self) -> bool:
         """Whether any job is queued or being written."""
         return self.pending > 0
 
-    def submit(self, fn: Callable[[sqlite3.Connection], Any] | Rows, *, wait: bool = True) -> Job:
+    def submit(
+        self,
+        fn: Callable[[sqlite3.Connection], Any] | Rows,
+        *,
+        wait: bool = True,
+        light: bool = False,
+    ) -> Job:
         """Queue `fn` (starting the thread if it is idle); its `Job.future` is None unless
-        `wait`."""
-        job = Job(fn, wait)
+        `wait`. `light`: a write a power loss may undo harmlessly (see the module
+        docstring)."""
+        job = Job(fn, wait, light)
         with self.lock:
             self.pending += 1
             self.jobs.put(job)
@@ -136,6 +150,7 @@ class Writer:
         # Durable commits: a paid call's row is on disk before the call returns. Group commit
         # (many jobs per transaction) keeps the fsyncs few at high concurrency.
         conn.execute("PRAGMA synchronous=FULL")
+        self.synchronous = "FULL"
         if self.max_pages is not None:
             conn.execute(f"PRAGMA max_page_count={self.max_pages}")
         return conn
@@ -186,6 +201,11 @@ class Writer:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
         outcomes: list[tuple[Job, Any, BaseException | None]] = []
+        # a batch that holds any durable job is fsynced; one of light jobs only is not
+        level = "NORMAL" if all(job.light for job in batch) else "FULL"
+        if level != self.synchronous:
+            conn.execute(f"PRAGMA synchronous={level}")
+            self.synchronous = level
         try:
             self._begin(conn)
             i = 0

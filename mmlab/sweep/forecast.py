@@ -113,15 +113,25 @@ class Forecast:
         p.text(str(self))
 
 
-async def cell_worst_usd(engine: Engine, cells: Sequence[Cell]) -> dict[int, float]:
-    """The most each cell can cost (what its reservation holds), by cell index."""
+async def cell_worst_usd(
+    engine: Engine, cells: Sequence[Cell], *, bounded: bool = False
+) -> dict[int, float]:
+    """The most each cell can cost (what its reservation holds), by cell index.
+
+    `bounded` (a budget rule will read these): a cell whose cost cannot be bounded — an
+    unpriced model, no cap on its reply — raises `BudgetExceeded` before anything is sent,
+    as a `Lab` budget refuses such a call; otherwise it counts 0 here."""
     out: dict[int, float] = {}
     for group in _groups(cells).values():
         call = group[0].call
         free = call.via.capabilities.free
         price = None if free else (await engine.price_for(call.via, call.model))[0]
+        if bounded and not free:
+            await engine.worst_case_usd(call, bounded=True)  # refuses what cannot be bounded
+            for c in group[1:]:
+                if not c.call.body.get("max_tokens"):
+                    await engine.worst_case_usd(c.call, bounded=True)
         for c in group:
-            # unpriced: 0 here (a budget refuses such a call anyway, before sending it)
             out[c.index] = 0.0 if price is None else worst_case_usd(price, c.call.body)
     return out
 
@@ -156,7 +166,7 @@ async def forecast(
         for c in group:
             body = c.call.body
             prompt = estimate_prompt_tokens(body["messages"])
-            bound = prompt_tokens_bound(body["messages"])  # the worst case a budget holds
+            bound = prompt_tokens_bound(body)  # the worst case a budget holds
             cap = completion_cap(body, price)
             prior = observed.get("any", PRIOR_COMPLETION_SHARE * cap)
             expected = int(math.ceil(min(cap, observed.get(body.get("max_tokens"), prior))))

@@ -8,7 +8,6 @@ under 2x the size of their responses).
 from __future__ import annotations
 
 import math
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..analysis import cost_per_correct, summarize, truncation_rate
 from ..fields import SWEPT
 from ..params import column_dtype, column_value, flat
+from ..result import same_model
 from .forecast import Forecast
 
 if TYPE_CHECKING:
@@ -213,14 +213,6 @@ def _codes(col: pd.Series) -> Any:
         return pd.factorize(col, use_na_sentinel=False)[0]
     except TypeError:  # unhashable values (a list, a mapping): compare them as text
         return pd.factorize(col.astype(str), use_na_sentinel=False)[0]
-
-
-def same_model(asked: Any, served: Any) -> bool:
-    """Whether `served` names the model `asked` for: the same id, a variant of it
-    (``x/y:free``) or a dated snapshot (``x/y-2025-05-28``, ``x/y-0528``) — not another model
-    of the family (``x/y-lite``)."""
-    a, s = str(asked).split(":")[0], str(served).split(":")[0]
-    return a == s or re.fullmatch(re.escape(a) + r"-\d[\d-]*", s) is not None
 
 
 def routing_warnings(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:

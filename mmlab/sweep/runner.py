@@ -20,7 +20,7 @@ from ..client import Throttle
 from ..config import resolve_budget
 from ..errors import APIError, BudgetExceeded, RequestError
 from ..result import Result
-from ..stop import CIWidth, Decided, Rule
+from ..stop import Budget, CIWidth, Decided, Rule
 from .cells import Cell, SweepLike, plan_frame
 from .forecast import Forecast, cell_worst_usd, forecast
 from .results import (
@@ -209,7 +209,10 @@ class Runner:
     async def _scheduler(self) -> AdaptiveScheduler:
         sweep = self.sweep
         assert self.stop is not None
-        worst = await cell_worst_usd(sweep.engine, sweep.cells)
+        # a budget rule must bound every cell's cost, as a Lab budget does (an unpriced model
+        # would otherwise count as free and the rule would never stop anything)
+        budgeted = any(isinstance(r, Budget) for r in self.stop.leaves())
+        worst = await cell_worst_usd(sweep.engine, sweep.cells, bounded=budgeted)
         self.design = await forecast(sweep.engine, len(sweep.cells), sweep.cells, 0, 0)
         # imported here, not at the top: it loads numpy, which `from mmlab import Lab` should
         # not pay for unless a sweep samples adaptively

@@ -74,7 +74,7 @@ def _models(st: StandInState, url: SplitResult) -> Plain:
             "id": m,
             "context_length": 1_000_000,
             "pricing": {"prompt": p, "completion": c},
-            "top_provider": {"max_completion_tokens": 40_000},
+            "top_provider": {"max_completion_tokens": st.max_completion_tokens},
         }
         for m, (p, c) in st.model_prices.items()
     ]
@@ -175,7 +175,7 @@ class _Exchange:
         self._answer_from_cache(provider, served)
         # a provider that ignores some parameters answers as if they were not sent
         asked = {k: v for k, v in self.body.items() if k not in self.state.ignore}
-        reply = synth_reply(asked, wrong=self._wrong(asked))
+        reply = synth_reply(asked, wrong=self._wrong(asked), thinks=self.state.thinks)
         self.made = _Made(reply, provider, served, time.perf_counter())
         if self.stream:
             return self._streamed(reply, provider, served)
@@ -307,12 +307,15 @@ class _Exchange:
             if i == 1:
                 items.append(KEEPALIVE)
         items += [Sleep(rest)] if rest else []
-        items += [
-            _event(base, {}, reply["finish_reason"]),
-            "\n",  # blank separators before the usage chunk, as seen in the wild
-            {**base, "choices": [], "usage": self._usage(reply, provider)},
-            "data: [DONE]\n\n",
-        ]
+        items += [_event(base, {}, reply["finish_reason"])]
+        options = self.body.get("stream_options")
+        asked = isinstance(options, dict) and options.get("include_usage") is True
+        if st.stream_usage == "always" or asked:  # vLLM-like servers: only when asked
+            items += [
+                "\n",  # blank separators before the usage chunk, as seen in the wild
+                {**base, "choices": [], "usage": self._usage(reply, provider)},
+            ]
+        items += ["data: [DONE]\n\n"]
         return Stream({"X-Generation-Id": self.gen_id}, base, items, half)
 
     # --- the bill -------------------------------------------------------------------------------
@@ -326,13 +329,18 @@ class _Exchange:
         elapsed = time.perf_counter() - made.started
         cost = reply_cost(made.reply, made.provider)
         with st.lock:
+            # every reply made has its generation record, with what was billed for it (a
+            # failure too, possibly 0): a client that charged a failed attempt its worst
+            # case can reconcile it to the bill
             if not played.ok:
-                if played.billed:  # tokens were generated before the cut: they are paid for
-                    st.key_usage += cost * played.billed if st.bill_failures else 0.0
+                share = played.billed if st.bill_failures else 0.0
+                st.key_usage += cost * share  # tokens generated before the cut are paid for
+                seen.billed = share
+                st.generations[self.gen_id] = self._record(cost * share, elapsed)
                 return
-            seen.ok = True
+            seen.ok, seen.usable, seen.billed = True, played.usable, 1.0
             st.key_usage += cost  # billed whether or not the reply shows usage.cost
-            if self.cache_key is not None:
+            if self.cache_key is not None and played.usable:
                 st.response_cache[self.cache_key] = made.reply
             st.generations[self.gen_id] = self._record(cost, elapsed)
 
@@ -399,8 +407,12 @@ class _Handler(BaseHTTPRequestHandler):
         except _Answered as answered:
             self._send(answered.response)
             return
-        self._send(played.response)
-        ex.settle(seen, played)
+        try:
+            self._send(played.response)
+        finally:
+            # billed whether or not the client stayed to read it all: a server charges for
+            # what it generated, not for what was delivered
+            ex.settle(seen, played)
 
     def _admit(self, body: dict[str, Any]) -> tuple[Fault | None, Seen, str]:
         """The request's fault (queued, else drawn), its `Seen` record and its generation id."""

@@ -33,8 +33,16 @@ class StandIn:
         rates: FaultRates | None = None,
         providers: dict[str, list[Provider]] | None = None,
         served_as: dict[str, str] | None = None,
+        stream_usage: str = "always",
+        max_completion_tokens: int | None = 40_000,
+        thinks: int | None = None,
     ) -> None:
+        if stream_usage not in ("always", "when_asked"):
+            raise ValueError("stream_usage must be 'always' or 'when_asked'")
         self.state = StandInState(
+            stream_usage=stream_usage,
+            max_completion_tokens=max_completion_tokens,
+            thinks=thinks,
             providers=dict(providers or {}),
             served_as=dict(served_as or {}),
             delay_s=delay_s,

@@ -38,6 +38,11 @@ class Seen:
     headers: dict[str, str]
     fault: str | None
     ok: bool = False
+    """Answered and billed in full, as the server sees it."""
+    usable: bool = False
+    """With `ok`: the answer could be read (a malformed reply is billed but unusable)."""
+    billed: float = 0.0
+    """The share of the reply's cost the key was billed (1.0 for `ok`)."""
 
 
 @dataclass
@@ -60,6 +65,13 @@ class StandInState:
     key_limit: float | None = None
     native_skew: int = 0
     bill_failures: bool = True
+    stream_usage: str = "always"
+    """``always`` (OpenRouter) or ``when_asked`` (vLLM and other OpenAI-compatible servers:
+    a stream carries usage only with ``stream_options.include_usage``)."""
+    max_completion_tokens: int | None = 40_000
+    """What ``/models`` lists as each model's longest reply (None: not listed)."""
+    thinks: int | None = None
+    """Reasoning tokens a reply spends when its request sets no ``max_tokens``."""
     response_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked: Counter[str] = field(default_factory=Counter)
     model_prices: dict[str, tuple[str, str]] = field(

@@ -18,21 +18,27 @@ COMPLETION_PRICE = 2.20 / 1e6
 _WORD = re.compile(r"\w+")
 
 
-def synth_reply(body: dict[str, Any], *, wrong: bool = False) -> dict[str, Any]:
+def synth_reply(
+    body: dict[str, Any], *, wrong: bool = False, thinks: int | None = None
+) -> dict[str, Any]:
     """The deterministic "model": reasoning, answer and token counts for a request.
 
     Its answer is a function of the question's words (``gold_answer``); `wrong` gives that
-    number plus one instead (how `StandIn(accuracy=...)` answers incorrectly).
+    number plus one instead (how `StandIn(accuracy=...)` answers incorrectly). `thinks`:
+    how many reasoning tokens it spends when the request sets no ``max_tokens`` (a model
+    that thinks for 70,000 tokens when nothing stops it).
     """
     messages = body.get("messages") or []
     user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-    content_fields = {k: v for k, v in body.items() if k != "stream"}
+    content_fields = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
     digest = hashlib.sha256(json.dumps(content_fields, sort_keys=True).encode()).digest()
     # Difficulty from the prompt's length; a little spread from the whole request.
     words = _WORD.findall(user)
     temperature = float(body.get("temperature", 1.0))
     base = 12 + 4 * len(words) + digest[0] % 16
     reasoning_len = int(base * (0.6 + 0.5 * temperature))
+    if thinks is not None and body.get("max_tokens") is None:
+        reasoning_len = thinks
     answer = sum(len(w) for w in words) % 97 + (1 if wrong else 0)
     answer_words = ["The", "answer", "is", str(answer)]
     reasoning_words = [f"step{i}" for i in range(reasoning_len)]
