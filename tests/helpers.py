@@ -214,7 +214,9 @@ def hostile_notebook(path: Path) -> Path:
     figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2], "name": HOSTILE[1],
                         "hovertemplate": HOSTILE[0] + "%{x}"}],
               "layout": {"title": {"text": HOSTILE[3] + HOSTILE[1]},
-                         "xaxis": {"title": {"text": "temperature"}}}}  # fmt: skip
+                         "xaxis": {"title": {"text": "temperature"}},
+                         "images": [{"source": "https://example.com/pixel.png", "x": 0, "y": 0,
+                                     "sizex": 1, "sizey": 1}]}}  # fmt: skip
     state = {
         "state": {
             "box": {"model_name": "VBoxModel", "model_module": "@jupyter-widgets/controls",

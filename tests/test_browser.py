@@ -417,6 +417,12 @@ def test_a_report_opens_offline_and_browses_every_call(chromium, tmp_path, lab):
     at_07 = sum(1 for e in entries if e["request"]["request"]["temperature"] == 0.7)
     expect(count).to_have_text(f"{at_07} of {len(entries)} calls")
     page.fill('input.mm-filter[data-col="temperature"]', "")
+    # sorted by a column, both ways
+    reasoning = {e["key"][:16]: e["response"]["usage"]["reasoning_tokens"] for e in entries}
+    page.click("button.mm-sort:text-is('reasoning tok')")
+    assert reasoning[page.evaluate("mmlabReport.visibleIds()[0]")] == min(reasoning.values())
+    page.click("button.mm-sort:text-is('reasoning tok')")
+    assert reasoning[page.evaluate("mmlabReport.visibleIds()[0]")] == max(reasoning.values())
     # a search narrows them: a word some calls' texts have and others lack
     words = {w for e in entries for w in re.findall(r"[a-z]{5,}", _texts(e).lower())}
     word = next(w for w in sorted(words)

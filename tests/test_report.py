@@ -347,6 +347,7 @@ def test_writing_is_atomic(study, tmp_path, monkeypatch):
     assert [p.name for p in folder.iterdir()] == ["study.html"]  # no half-written file
 
 
+@pytest.mark.slow  # five runs of the command, each importing mmlab
 def test_cli_reports_a_bundle_a_notebook_and_a_tag(study, lab, tmp_path):
     out = run_mmlab("report", str(study), "-o", str(tmp_path / "a.html"))
     assert out.returncode == 0 and "bundle report, 9 calls" in out.stdout

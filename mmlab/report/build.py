@@ -17,7 +17,7 @@ import os
 import shlex
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,100 @@ def _resolve(source: str | os.PathLike[str] | None, tag: str | None) -> tuple[st
     return "bundle", path
 
 
+@dataclass
+class _Study:
+    """What one kind of source gives a report."""
+
+    calls: list[Call]
+    title: str
+    source: str
+    why_none: str
+    commands: list[tuple[str, str]]
+    bundle: str | None = None
+    sha256: str | None = None
+    body: str = ""
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    sections: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _notebook(src: Path, out: str, scrub: Scrubber, title: str | None) -> _Study:
+    import nbformat
+
+    bundle = bundle_path(src)
+    calls, sha, why = [], None, f"No calls: {bundle.name} is not beside the notebook."
+    if bundle.is_file():
+        calls, sha = calls_from_entries(read_bundle(bundle), scrub), _sha256(bundle)
+        why = "This notebook's bundle holds no calls."
+    rendered = render_notebook(nbformat.reads(src.read_text("utf-8"), as_version=4), src.name,
+                               scrub)  # fmt: skip
+    q = shlex.quote  # names in the commands are pasted into a shell: quoted, whatever they are
+    replay = (
+        f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(bundle.name)} jupyter nbconvert --to notebook "
+        f"--execute {q(src.name)} --output {q(src.stem + '.replayed.ipynb')}"
+    )
+    return _Study(
+        calls=calls,
+        title=title or rendered.title or src.stem,
+        source=src.name,
+        why_none=why,
+        commands=[
+            (replay, "rerun every cell from the bundle, no network"),
+            (f"mmlab report {q(src.name)} -o {q(out)}", "this report"),
+        ],  # fmt: skip
+        bundle=bundle.name,
+        sha256=sha,
+        body=f'<section id="analysis" class="mm-section mm-notebook">{rendered.html}</section>',
+        figures=rendered.figures,
+        sections=[("analysis", "Analysis")],
+    )
+
+
+def _bundle(src: Path, out: str, scrub: Scrubber, title: str | None) -> _Study:
+    calls = calls_from_entries(read_bundle(src), scrub)
+    q = shlex.quote
+    name = scrub.label(_bundle_tag(src)) or src.name
+    return _Study(
+        calls=calls,
+        title=title or f"{name} — {len(calls):,} calls",
+        source=src.name,
+        why_none="This bundle holds no calls.",
+        commands=[
+            (f"mmlab bundle import {q(src.name)}", "its answers into your cache (idempotent)"),
+            (
+                f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(src.name)} python analysis.py",
+                "the study's own code, answered from the bundle, no network",
+            ),
+            (f"mmlab report {q(src.name)} -o {q(out)}", "this report"),
+        ],  # fmt: skip
+        bundle=src.name,
+        sha256=_sha256(src),
+    )
+
+
+def _tag(store: Store, tag: str, out: str, scrub: Scrubber, title: str | None) -> _Study:
+    calls, sha, name = _from_log(store, tag, scrub)
+    q = shlex.quote
+    return _Study(
+        calls=calls,
+        title=title or f"{scrub.label(tag)} — {len(calls):,} calls",
+        source=scrub.label(tag) or "",
+        why_none=f"No calls are logged under {tag!r}.",
+        commands=[
+            (
+                f"mmlab bundle export --tag {q(tag)} -o {q(name)}",
+                "the bundle of these calls (the same bytes: the sha256 above)",
+            ),
+            (
+                f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(name)} python analysis.py",
+                "the study's own code, answered from the bundle, no network",
+            ),
+            (f"mmlab report --tag {q(tag)} -o {q(out)}", "this report"),
+        ],  # fmt: skip
+        bundle=name,
+        sha256=sha,
+    )
+
+
 def write(
     source: str | os.PathLike[str] | None,
     path: str | os.PathLike[str],
@@ -225,113 +319,43 @@ def write(
     temporary renamed over `path`), mode 0600.
     """
     kind, src = _resolve(source, tag)
-    q = shlex.quote  # names in the commands are pasted into a shell: quoted, whatever they are
     target = Path(path)
-    out_name = target.name
-    folders = [target.parent] + ([src.parent] if src is not None else [])
-    scrub = Scrubber(folders)
-    commands: list[tuple[str, str]] = []
-    notes: list[str] = []
-    sha: str | None = None
-    bundle_name: str | None = None
-    figures: list[dict[str, Any]] = []
-    sections: list[tuple[str, str]] = []
-    body_parts: list[str] = []
-    if kind == "notebook":
-        assert src is not None
-        bundle = bundle_path(src)
-        bundle_name = bundle.name
-        if bundle.is_file():
-            calls = calls_from_entries(read_bundle(bundle), scrub)
-            sha = _sha256(bundle)
-            why_none = "This notebook's bundle holds no calls."
-        else:
-            calls, why_none = [], f"No calls: {bundle.name} is not beside the notebook."
-        import nbformat
-
-        nb = nbformat.reads(src.read_text("utf-8"), as_version=4)
-        rendered = render_notebook(nb, src.name, scrub)
-        figures = rendered.figures
-        title = title or rendered.title or src.stem
-        body_parts.append(f'<section id="analysis" class="mm-section mm-notebook">'
-                          f"{rendered.html}</section>")  # fmt: skip
-        sections.append(("analysis", "Analysis"))
-        commands = [
-            (
-                f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(bundle.name)} jupyter nbconvert --to notebook "
-                f"--execute {q(src.name)} --output {q(src.stem + '.replayed.ipynb')}",
-                "rerun every cell from the bundle, no network",
-            ),  # fmt: skip
-            (f"mmlab report {q(src.name)} -o {q(out_name)}", "this report"),
-        ]
-        source_label = src.name
-    elif kind == "bundle":
-        assert src is not None
-        calls = calls_from_entries(read_bundle(src), scrub)
-        sha, bundle_name = _sha256(src), src.name
-        why_none = "This bundle holds no calls."
-        bundle_tag = _bundle_tag(src)
-        title = title or f"{scrub.label(bundle_tag) or src.name} — {len(calls):,} calls"
-        commands = [
-            (f"mmlab bundle import {q(src.name)}", "its answers into your cache (idempotent)"),
-            (
-                f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(src.name)} python analysis.py",
-                "the study's own code, answered from the bundle, no network",
-            ),
-            (f"mmlab report {q(src.name)} -o {q(out_name)}", "this report"),
-        ]
-        source_label = src.name
+    scrub = Scrubber([target.parent] + ([src.parent] if src is not None else []))
+    if src is not None and kind == "notebook":
+        study = _notebook(src, target.name, scrub, title)
+    elif src is not None:
+        study = _bundle(src, target.name, scrub, title)
     else:
-        assert tag is not None
-        calls, sha, bundle_name = _from_log(Store(db if db is not None else default_db_path()),
-                                            tag, scrub)  # fmt: skip
-        why_none = f"No calls are logged under {tag!r}."
-        title = title or f"{scrub.label(tag)} — {len(calls):,} calls"
-        commands = [
-            (
-                f"mmlab bundle export --tag {q(tag)} -o {q(bundle_name)}",
-                "the bundle of these calls (the same bytes: the sha256 above)",
-            ),
-            (
-                f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(bundle_name)} python analysis.py",
-                "the study's own code, answered from the bundle, no network",
-            ),
-            (f"mmlab report --tag {q(tag)} -o {q(out_name)}", "this report"),
-        ]
-        source_label = scrub.label(tag) or ""
+        store = Store(db if db is not None else default_db_path())
+        study = _tag(store, str(tag), target.name, scrub, title)
+    body = [study.body] if study.body else []
     if kind != "notebook":
-        html, figures = _summary(calls)
-        body_parts.append(html)
-        sections.append(("summary", "Summary"))
-    body_parts.append(_calls_section(calls, why_none))
+        summary, study.figures = _summary(study.calls)
+        body.append(summary)
+        study.sections.append(("summary", "Summary"))
+    body.append(_calls_section(study.calls, study.why_none))
     header = header_html(
-        title=title,
+        title=study.title,
         kind=kind,
-        source=source_label,
-        calls=calls,
-        bundle=bundle_name,
-        sha256=sha,
-        commands=[(scrub.label(c) or "", w) for c, w in commands],
-        notes=notes,
+        source=study.source,
+        calls=study.calls,
+        bundle=study.bundle,
+        sha256=study.sha256,
+        commands=[(scrub.label(c) or "", why) for c, why in study.commands],
     )
-    text = page(
-        title=title,
-        header=header + _nav(sections, len(calls)),
-        body="\n".join(body_parts),
-        figures=figures,
-        calls=payload(calls),
-        meta={
-            "kind": kind,
-            "title": title,
-            "notebook": source_label if kind == "notebook" else None,
-            "count": len(calls),
-        },  # fmt: skip
-    )
-    data = text.encode("utf-8")
+    meta = {"kind": kind, "title": study.title, "count": len(study.calls)}
+    data = page(
+        title=study.title,
+        header=header + _nav(study.sections, len(study.calls)),
+        body="\n".join(body),
+        figures=study.figures,
+        calls=payload(study.calls),
+        meta=meta,
+    ).encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     with replace_atomically(target) as f:
         f.write(data)
-    return Written(target, kind, len(calls), len(figures), len(data), sha)
+    return Written(target, kind, len(study.calls), len(study.figures), len(data), study.sha256)
 
 
 def _from_log(store: Store, tag: str, scrub: Scrubber) -> tuple[list[Call], str | None, str]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sanitize import IMAGE_TYPES, Scrubber, clean_html, esc, plain
+from .sanitize import IMAGE_TYPES, Scrubber, clean_html, esc, plain, safe_image_src
 from .widgetstate import VIEW, WidgetRenderer, saved_state
 
 FIGURE = "application/vnd.plotly.v1+json"
@@ -197,14 +197,19 @@ class NotebookRenderer:
 
     def figure(self, spec: Mapping[str, Any]) -> str:
         """A plotly figure: a placeholder the page draws, its JSON kept aside."""
-        figure = {
-            "data": spec.get("data") if isinstance(spec.get("data"), list) else [],
-            "layout": spec.get("layout") if isinstance(spec.get("layout"), Mapping) else {},
-        }
+        layout = dict(spec["layout"]) if isinstance(spec.get("layout"), Mapping) else {}
+        if isinstance(layout.get("images"), list):
+            # a layout image is fetched from its URL: only inline data is kept (nothing loads)
+            layout["images"] = [
+                i for i in layout["images"]
+                if isinstance(i, Mapping) and safe_image_src(str(i.get("source", "")))
+            ]  # fmt: skip
+        figure = {"data": spec.get("data") if isinstance(spec.get("data"), list) else [],
+                  "layout": layout}  # fmt: skip
         self.figures.append(figure)
         index = self.first + len(self.figures) - 1
-        title = ((figure["layout"].get("title") or {}) if isinstance(
-            figure["layout"].get("title"), Mapping) else {}).get("text") or "figure"  # fmt: skip
+        heading = layout.get("title")
+        title = (heading.get("text") if isinstance(heading, Mapping) else heading) or "figure"
         return (
             f'<div class="mm-fig" data-fig="{index}" role="img" '
             f'aria-label="{esc(self.scrub.label(title))}"></div>'

@@ -141,6 +141,10 @@ def page(
             "</script>\n",
             '<script type="application/octet-stream" id="mm-calls" data-encoding="gzip+base64">',
             compress({k: v for k, v in calls.items() if k not in TEXTS}),
+            # the browser's script runs here, before the bulk of the file is parsed: the table
+            # is usable while the texts and plotly.js (after it) are still being read
+            "</script>\n<script>",
+            app,
             '</script>\n<script type="application/octet-stream" id="mm-texts" '
             'data-encoding="gzip+base64">',
             compress({k: calls.get(k, []) for k in TEXTS}),
@@ -148,8 +152,6 @@ def page(
             # the call browser is up, so a large study is usable before its figures are drawn
             '</script>\n<script type="text/plain" id="mm-plotly">',
             plotly,
-            "</script>\n<script>",
-            app,
             "</script>\n</body>\n</html>\n",
         )
     )

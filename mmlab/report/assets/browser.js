@@ -4,8 +4,10 @@
  * an input's value — never innerHTML. The page's Content-Security-Policy runs this script
  * and plotly.js only (by hash).
  *
- * Data: #mm-figures (plotly JSON), #mm-calls (gzip + base64 JSON, inflated with the
- * browser's DecompressionStream), #mm-meta. Deep links: #call=<id>.
+ * Data: #mm-figures (plotly JSON); #mm-calls, the table, and #mm-texts, the messages,
+ * reasoning and answers (gzip + base64 JSON each, inflated with the browser's own
+ * DecompressionStream); #mm-plotly, plotly.js kept as data until the table is up.
+ * Deep links: #call=<id>. window.mmlabReport: timings and a small API for tests.
  */
 (function () {
   "use strict";
@@ -22,7 +24,6 @@
   }
   function readJSON(id) { var n = document.getElementById(id); return n ? JSON.parse(n.textContent) : null; }
 
-  var meta = readJSON("mm-meta") || {};
   var api = { marks: {}, total: 0, startedMs: started, browserMs: null, textsMs: null, readyMs: null, figuresMs: null, errors: [] };
   window.mmlabReport = api;
 
@@ -264,6 +265,9 @@
     ui.detail = el("aside", "mm-detail");
     ui.detail.append(el("p", "mm-hint", "Select a call to see its messages, reasoning and answer."));
     split.append(ui.wrap, ui.detail);
+    // a small study gets a small table (the detail pane keeps room for a call)
+    var fit = Math.max(360, Math.min(window.innerHeight * 0.7, 90 + S.n * ROW));
+    ui.wrap.style.height = ui.detail.style.height = fit + "px";
     root.append(bar, split);
     ui.wrap.addEventListener("scroll", renderRows);
     ui.body.addEventListener("click", function (ev) {
@@ -371,6 +375,7 @@
   function select(i, scroll) {
     S.selected = i;
     var d = S.data, id = d.ids[i], det = d.details[i] || {}, q = S.query.trim().toLowerCase();
+    var v = function (name) { return d.values[name] ? d.values[name][i] : null; };
     var box = ui.detail;
     box.textContent = "";
     var head = el("div", "mm-detail-head");
@@ -379,8 +384,33 @@
     link.href = "#call=" + encodeURIComponent(id);
     head.append(link);
     box.append(head);
+    var line = [v("prompt_id"), v("model"), v("provider"), v("finish_reason") && "finish " + v("finish_reason"),
+      v("cost_usd") !== null && v("cost_usd") !== undefined && "$" + v("cost_usd")];
+    box.append(el("p", "mm-callsum", line.filter(function (x) { return x; }).join(" · ")));
+    if (!S.texts) {
+      box.append(el("p", "mm-hint", "Loading the messages, reasoning and answer…"));
+    } else {
+      var msgs = d.messages[i] || [];
+      if (msgs.length) box.append(el("h4", null, "Messages"));
+      msgs.forEach(function (m) {
+        var div = el("div", "mm-msg mm-role-" + (m[0] === "system" ? "system" : m[0] === "assistant" ? "assistant" : "user"));
+        div.append(el("div", "mm-role", m[0]), marked(m[1], q));
+        box.append(div);
+      });
+      var reasoning = d.reasoning[i] || "";
+      var rt = v("reasoning_tokens");
+      var fold = el("details", "mm-reasoning");
+      fold.open = reasoning.length < 4000;
+      fold.append(el("summary", null, "Reasoning — " + (rt === null || rt === undefined ? "?" : rt.toLocaleString("en-US")) +
+        " tokens" + (reasoning ? "" : " (no text returned)")));
+      if (reasoning) fold.append(marked(reasoning, q));
+      box.append(fold);
+      box.append(el("h4", null, "Answer"));
+      box.append(marked(d.answer[i] || "", q));
+    }
+    box.append(el("h4", null, "Details"));
     var dl = el("dl", "mm-facts");
-    S.cols.forEach(function (c) { fact(dl, c.label, d.values[c.name][i] === null ? null : cellText(c, d.values[c.name][i])); });
+    S.cols.forEach(function (c) { fact(dl, c.label, v(c.name) === null ? null : cellText(c, v(c.name))); });
     ["endpoint", "sample", "cost_source", "price_ref", "spent_usd", "saved_usd", "native_finish_reason",
      "reasoning_mode", "generation_id", "notice", "retries", "error_type", "logged", "cache_key", "note"].forEach(function (k) {
       fact(dl, k.replace(/_/g, " "), det[k]);
@@ -389,28 +419,7 @@
     fact(dl, "parameters", det.params);
     fact(dl, "id", id);
     box.append(dl);
-    if (!S.texts) {
-      box.append(el("p", "mm-hint", "Loading the messages, reasoning and answer…"));
-      renderRows(true);
-      return;
-    }
-    var msgs = d.messages[i] || [];
-    if (msgs.length) box.append(el("h4", null, "Messages"));
-    msgs.forEach(function (m) {
-      var div = el("div", "mm-msg mm-role-" + (m[0] === "system" ? "system" : m[0] === "assistant" ? "assistant" : "user"));
-      div.append(el("div", "mm-role", m[0]), marked(m[1], q));
-      box.append(div);
-    });
-    var reasoning = d.reasoning[i] || "";
-    var rt = d.values.reasoning_tokens ? d.values.reasoning_tokens[i] : null;
-    var det2 = el("details", "mm-reasoning");
-    det2.open = reasoning.length < 4000;
-    det2.append(el("summary", null, "Reasoning — " + (rt === null || rt === undefined ? "?" : rt.toLocaleString("en-US")) +
-      " tokens" + (reasoning ? "" : " (no text returned)")));
-    if (reasoning) det2.append(marked(reasoning, q));
-    box.append(det2);
-    box.append(el("h4", null, "Answer"));
-    box.append(marked(d.answer[i] || "", q));
+    box.scrollTop = 0;
     if (scroll) {
       var r = S.view.indexOf(i);
       if (r >= 0) {
@@ -425,7 +434,9 @@
   function openFromHash() {
     var m = location.hash.match(/^#call=(.+)$/);
     if (!m || !S.data) return false;
-    var i = S.index.get(decodeURIComponent(m[1]));
+    var key;
+    try { key = decodeURIComponent(m[1]); } catch (e) { return false; }  // a mangled link
+    var i = S.index.get(key);
     if (i === undefined) return false;
     if (S.view.indexOf(i) === -1) { clearFilters(); apply(); }
     $("#calls").scrollIntoView();
@@ -525,7 +536,12 @@
       openFromHash();
     }).then(function () { api.browserMs = performance.now(); }, failed);
     function nextTask() { return new Promise(function (resolve) { setTimeout(resolve, 0); }); }
-    var texts = calls.then(nextTask).then(function () {
+    // the texts and plotly.js come after this script in the file: wait until it is all read
+    function parsed() {
+      if (document.readyState !== "loading") return Promise.resolve();
+      return new Promise(function (resolve) { document.addEventListener("DOMContentLoaded", resolve, { once: true }); });
+    }
+    var texts = calls.then(nextTask).then(parsed).then(function () {
       return S.n ? inflate("mm-texts") : null;
     }).then(function (t) {
       if (!t) return;
@@ -535,9 +551,8 @@
       if (S.query.trim()) apply();
       if (S.selected >= 0) select(S.selected, false);
     }, failed);
-    // the figures after the browser (a frame to paint it first): a large study is usable
-    // while plotly.js starts
-    var figures = calls.then(nextTask).then(drawFigures).then(function () { api.figuresMs = performance.now(); });
+    // then the figures: plotly.js runs for a while, and the texts (search) matter more
+    var figures = texts.then(nextTask).then(drawFigures).then(function () { api.figuresMs = performance.now(); });
     api.ready = Promise.all([figures, texts]).then(function () {
       api.readyMs = performance.now();
       document.documentElement.setAttribute("data-ready", "1");
