@@ -170,7 +170,8 @@ def test_every_shipped_notebook_reports_with_its_calls_figures_and_widgets(noteb
     assert html.count('<details class="mm-code">') == code and "<details open" not in html
     assert info.calls == len(read_bundle(notebook.with_name(f"{notebook.stem}.bundle.jsonl.gz")))
     assert "NBVAL_" not in visible(html)
-    assert f"<h1>{nb.cells[0].source.splitlines()[0].lstrip('# ')}" in html.replace("&amp;", "&")
+    title = nb.cells[0].source.splitlines()[0].lstrip("# ")
+    assert html.replace("&amp;", "&").count(f"<h1>{title}") == 1  # in the header, not twice
 
 
 def test_a_notebook_without_its_bundle_still_reports(tmp_path):
@@ -369,3 +370,20 @@ def test_scrubber_keeps_honest_text():
     scrub = Scrubber()
     assert scrub.text("use sk-learn and 3/4 of a cup") == "use sk-learn and 3/4 of a cup"
     assert scrub.label(f"{Path.home()}/x.db") == "…"
+
+
+def test_bad_sources_and_targets_are_clear_errors_and_write_nothing(study, tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    with pytest.raises(ConfigError, match="not a readable notebook"):
+        write(broken, tmp_path / "b.html")
+    with pytest.raises(ConfigError, match="overwrite its own source"):
+        write(study, study)
+    with pytest.raises(ConfigError, match="folder"):
+        write(study, tmp_path)
+    with pytest.raises(ConfigError, match="not both"):
+        write(study, tmp_path / "x.html", tag="study")
+    with pytest.raises(ConfigError, match="does not exist"):
+        write(tmp_path / "missing.ipynb", tmp_path / "x.html")
+    assert not (tmp_path / "b.html").exists() and not (tmp_path / "x.html").exists()
+    assert read_bundle(study)  # untouched

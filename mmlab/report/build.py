@@ -127,7 +127,11 @@ def header_html(
         f"{t['answer_tokens']:,} (completion {t['completion_tokens']:,}){cached}",
     ))  # fmt: skip
     unknown = f" ({t['cost_unknown']} of unknown cost)" if t["cost_unknown"] else ""
-    facts.append(_fact("cost", f"${t['cost_usd']:,.6f} to produce{unknown}"))
+    sources = set(_distinct(calls, "cost_source", details=True))
+    if calls and not t["cost_usd"] and sources == {"local"}:
+        facts.append(_fact("cost", "$0: a local model"))
+    else:
+        facts.append(_fact("cost", f"${t['cost_usd']:,.6f} to produce{unknown}"))
     if t["spent_usd"] is not None:
         facts.append(_fact("spent", f"${t['spent_usd']:,.6f} by these calls (hits spend $0)"))
     no_log = "— (a bundle holds answers, not the log of calls)"
@@ -232,8 +236,11 @@ def _notebook(src: Path, out: str, scrub: Scrubber, title: str | None) -> _Study
     if bundle.is_file():
         calls, sha = calls_from_entries(read_bundle(bundle), scrub), _sha256(bundle)
         why = "This notebook's bundle holds no calls."
-    rendered = render_notebook(nbformat.reads(src.read_text("utf-8"), as_version=4), src.name,
-                               scrub)  # fmt: skip
+    try:
+        nb = nbformat.reads(src.read_text("utf-8"), as_version=4)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{src.name} is not a readable notebook ({type(exc).__name__})") from None
+    rendered = render_notebook(nb, src.name, scrub)
     q = shlex.quote  # names in the commands are pasted into a shell: quoted, whatever they are
     replay = (
         f"MMLAB_CACHE=replay MMLAB_BUNDLE={q(bundle.name)} jupyter nbconvert --to notebook "
@@ -320,6 +327,10 @@ def write(
     """
     kind, src = _resolve(source, tag)
     target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{target} is a folder: give the report a file name (study.html)")
+    if src is not None and target.resolve() in (src.resolve(), bundle_path(src).resolve()):
+        raise ConfigError(f"the report would overwrite its own source {src.name}")
     scrub = Scrubber([target.parent] + ([src.parent] if src is not None else []))
     if src is not None and kind == "notebook":
         study = _notebook(src, target.name, scrub, title)

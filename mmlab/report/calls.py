@@ -51,10 +51,6 @@ RESULT_COLUMNS: tuple[tuple[str, str, str], ...] = (
 #: unlike the one asked, a provider, a cached token, a TTFT, an error, ...).
 OPTIONAL = frozenset({"provider", "served_model", "cached_tokens", "ttft_s", "score",
                       "cache_status", "origin", "tag", "error"})  # fmt: skip
-#: Per-call facts shown in the detail pane, not as columns.
-DETAIL_FIELDS = ("endpoint", "sample", "cost_source", "price_ref", "native_finish_reason",
-                 "reasoning_mode", "generation_id", "notice", "cache_key", "created", "retries",
-                 "error_type", "params")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -67,7 +63,8 @@ class Call:
     values: dict[str, Any]
     """Column values: the flattened parameters, `RESULT_COLUMNS`, ``prompt_id``."""
     details: dict[str, Any]
-    """`DETAIL_FIELDS` values."""
+    """Facts shown in the detail pane, not as columns (endpoint, sample, cost source, native
+    finish reason, reasoning mode, generation id, cache key, parameters as sent, ...)."""
     messages: list[tuple[str, str]] = field(default_factory=list)
     """(role, text) of each message sent."""
     reasoning: str = ""
@@ -355,7 +352,6 @@ def totals(calls: Sequence[Call]) -> dict[str, Any]:
 
 __all__ = [
     "Call",
-    "DETAIL_FIELDS",
     "OPTIONAL",
     "RESULT_COLUMNS",
     "call_from_entry",

@@ -112,7 +112,11 @@ class NotebookRenderer:
             kind = cell.get("cell_type")
             if kind == "markdown":
                 text = self.scrub.text(_source(cell.get("source")))
-                title = title or _title(text)
+                if title is None and _title(text):
+                    title = _title(text)
+                    lines = text.lstrip("\n").split("\n", 1)
+                    if _title(lines[0]):  # the notebook opens with it: the header shows it
+                        text = lines[1] if len(lines) > 1 else ""
                 body = markdown_html(text, cell.get("attachments"))
                 parts.append(f'<div class="mm-cell mm-md" id="cell-{i}">{body}</div>')
             elif kind == "code":
