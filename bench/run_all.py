@@ -20,6 +20,7 @@ import cache_hit  # noqa: E402
 import client_cpu  # noqa: E402
 import local_model  # noqa: E402
 import memory  # noqa: E402
+import report_bench  # noqa: E402
 import startup_and_log  # noqa: E402
 import sweep_bench  # noqa: E402
 
@@ -60,6 +61,7 @@ def main() -> None:
         ("startup", startup_and_log),
         ("memory", memory),
         ("local", local_model),
+        ("report", report_bench),
     ]:
         print(f"\n== {name} ==", flush=True)
         results[name] = mod.main()
@@ -182,6 +184,8 @@ def main() -> None:
         "`decided` picks the grid's best arm ≥ 95%, ≤ 50% of the fixed design's calls.",
         "",
         *adaptive_sim.table(adaptive_sim.synthetic_grids(), ["arm"]),
+        "",
+        *report_bench.section(results["report"]),
     ]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {HERE / 'RESULTS.md'}")

@@ -6,6 +6,7 @@
     mmlab sweep sweep.yaml -o results.parquet [--yes] [--allow-outside-paths]
     mmlab bundle export --tag T -o study.bundle.jsonl.gz | mmlab bundle import FILE
     mmlab record notebooks/01_quickstart.ipynb
+    mmlab report notebooks/06_test_time_scaling.ipynb -o 06.html | --tag T -o study.html
     mmlab serve-local [--port N]
 
 Exit codes: 0 ok, 1 the endpoint failed, 2 bad input or configuration (nothing was sent).
@@ -30,6 +31,7 @@ from .lab import Lab
 from .params import BY_NAME, EFFORTS
 from .record import record_notebook
 from .redaction import redact
+from .report import write as write_report
 from .store import SUMMARY_GROUPS, Store
 from .sweep import load_sweep_file, stop_from_spec, sweep_from_spec
 
@@ -305,6 +307,20 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML report of a notebook, a bundle or a tag's calls."""
+    if (args.source is None) == (args.tag is None):
+        print(
+            "mmlab: error: report needs a SOURCE (a notebook or a bundle) or --tag NAME, "
+            "not both: mmlab report study.bundle.jsonl.gz -o study.html",
+            file=sys.stderr,
+        )
+        return 2
+    info = write_report(args.source, args.output, tag=args.tag, db=args.db, title=args.title)
+    print(f"{info}; open it in any browser, offline")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="mmlab", description=__doc__.split("\n")[0])
@@ -408,6 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
         "changed code",
     )
     p.set_defaults(fn=cmd_record)
+
+    p = sub.add_parser(
+        "report", help="one HTML file anyone can open: the analysis and a browser over its calls"
+    )
+    p.add_argument("source", nargs="?", help="a notebook (its bundle beside it) or a bundle")
+    p.add_argument("--tag", help="report the calls logged under this tag instead")
+    p.add_argument("-o", "--output", required=True, help="the .html file to write")
+    p.add_argument("--title", help="the report's title (default: the notebook's first heading)")
+    p.add_argument("--db", help="with --tag: the database (default: MMLAB_DB or the data dir)")
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("doctor", help="check endpoint, database and one real generation")
     _lab_args(p)

@@ -40,6 +40,8 @@ from .pricing import PriceTable
 from .probe import ProbeResult
 from .probe import analyse as probe_result
 from .probe import build as probe_sweep
+from .report import Written
+from .report import write as write_report
 from .result import Result
 from .retry import RetryPolicy
 from .scaling import ANSWER_TOKENS, ScalingCurve, build_curve
@@ -320,6 +322,17 @@ class Lab:
         """Totals of the log grouped `by` one or more of day | model | tag | endpoint |
         provider (``["day", "model"]``): calls, hits, errors, tokens, spent and saved USD."""
         return self.engine.store.usage_summary(by, tag if tag is not None else self.tag)
+
+    def report(
+        self, path: str | Path, *, tag: str | None = None, title: str | None = None
+    ) -> Written:
+        """Write the calls under `tag` (default: this lab's) as one HTML file anyone can open
+        offline: a header, summary figures and a browser over every call (`mmlab.report`)."""
+        scope = tag if tag is not None else self.tag
+        if scope is None:
+            raise ConfigError("report which calls? give tag=..., or make the Lab with a tag")
+        self.engine.store.flush()  # cache hits' rows are written in batches: write them now
+        return write_report(None, path, tag=scope, db=self.db, title=title)
 
     # --- the ledger ---------------------------------------------------------------------------
     def reconcile(

@@ -122,3 +122,138 @@ def nbval(
         text=True,
         timeout=900,
     )
+
+
+# --- reports (tests/test_report.py, tests/test_browser.py) ------------------------------------
+#: Strings that would run script if a report let them: each sets `window.__pwned` or opens a
+#: dialog. A report must show them as text and run none of them.
+HOSTILE = [
+    "<script>window.__pwned = 1</script>",
+    '<img src=x onerror="window.__pwned = 2">',
+    "</script><script>window.__pwned = 3</script>",
+    '<a href="javascript:window.__pwned = 4">click me</a>',
+    "<svg onload=alert(5)></svg>",
+    '"><iframe src="javascript:alert(6)"></iframe>',
+    "\u2028\u2029<!-- <script>alert(7)</script>",
+]
+HOSTILE_TEXT = " ".join(HOSTILE)
+
+
+def write_bundle(path: Path, calls: list[dict], tag: str = "study") -> Path:
+    """A bundle, as `mmlab bundle export` writes one, of `calls`: each a dict with
+    ``messages``, ``params``, ``response`` (a Response's cache form) and optionally
+    ``model``, ``endpoint``, ``sample``. Entries are checked as an import checks them."""
+    import gzip
+    import hashlib
+    import json
+
+    from mmlab.cachekey import cache_key, key_material
+    from mmlab.params import check_params
+    from mmlab.wire import check_messages
+
+    entries = []
+    for call in calls:
+        model = call.get("model", "minimax/minimax-m1")
+        body = {"model": model, "messages": check_messages(call["messages"]),
+                **check_params(call.get("params", {}))}  # fmt: skip
+        material = key_material(call.get("endpoint", "standin:report"), body,
+                                call.get("sample", 0))  # fmt: skip
+        entries.append({"key": cache_key(material), "endpoint": material["endpoint"],
+                        "model": model, "sample": material["sample"], "request": material,
+                        "response": call["response"]})  # fmt: skip
+    entries.sort(key=lambda e: e["key"])
+    lines = [json.dumps(e, sort_keys=True, ensure_ascii=False) for e in entries]
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    header = {"schema": "mmlab-bundle", "version": 1, "key_version": 1, "count": len(lines),
+              "tag": tag}  # fmt: skip
+    with gzip.GzipFile(path, "wb", mtime=0) as f:
+        f.write((json.dumps(header) + "\n").encode())
+        for line in lines:
+            f.write((line + "\n").encode())
+        f.write((json.dumps({"end": True, "count": len(lines), "sha256": digest}) + "\n").encode())
+    return path
+
+
+def response(content: str = "The answer is 42.", reasoning: str = "Let me think.", **extra) -> dict:
+    """A response's cache form (what a bundle entry holds)."""
+    from mmlab.result import Response
+    from mmlab.wire import Usage
+
+    values = {"finish_reason": "stop", "usage": Usage(12, 40, 30, 0), "cost_usd": 0.0001,
+              "cost_source": "billed", "latency_s": 1.5, "provider": "Novita",
+              "model": "minimax/minimax-m1", "created": 1_790_000_000.0, **extra}  # fmt: skip
+    return Response(content=content, reasoning=reasoning, **values).to_dict()
+
+
+def hostile_bundle(path: Path) -> Path:
+    """A bundle whose every string a report shows — prompts, reasoning, answers, model,
+    provider, served model, finish reason, notice, tag — is a script attempt."""
+    calls = []
+    for i, payload in enumerate(HOSTILE):
+        model = f"evil/{payload}" if i % 2 else "minimax/minimax-m1"
+        calls.append({
+            "model": model,
+            "messages": [{"role": "system", "content": payload},
+                         {"role": "user", "content": f"question {i}: {payload}"}],
+            "params": {"temperature": [0.0, 1.0][i % 2], "max_tokens": 100 + i},
+            "response": response(
+                content=f"answer {i} {payload}", reasoning=f"thinking {i} {HOSTILE_TEXT}",
+                provider=payload, model=payload, finish_reason=payload, notice=payload,
+                generation_id=payload,
+            ),
+        })  # fmt: skip
+    return write_bundle(path, calls, tag="<script>window.__pwned = 9</script>")
+
+
+def hostile_notebook(path: Path) -> Path:
+    """A notebook whose markdown, outputs (HTML, markdown, SVG, streams, errors), plotly
+    figure and saved widget state all carry script attempts."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2], "name": HOSTILE[1],
+                        "hovertemplate": HOSTILE[0] + "%{x}"}],
+              "layout": {"title": {"text": HOSTILE[3] + HOSTILE[1]},
+                         "xaxis": {"title": {"text": "temperature"}},
+                         "images": [{"source": "https://example.com/pixel.png", "x": 0, "y": 0,
+                                     "sizex": 1, "sizey": 1}]}}  # fmt: skip
+    state = {
+        "state": {
+            "box": {"model_name": "VBoxModel", "model_module": "@jupyter-widgets/controls",
+                    "state": {"children": ["IPY_MODEL_html", "IPY_MODEL_out", "IPY_MODEL_lab"]}},
+            "html": {"model_name": "HTMLModel", "model_module": "@jupyter-widgets/controls",
+                     "state": {"value": HOSTILE_TEXT, "description": HOSTILE[0]}},
+            "lab": {"model_name": "LabelModel", "model_module": "@jupyter-widgets/controls",
+                    "state": {"value": HOSTILE[2]}},
+            "out": {"model_name": "OutputModel", "model_module": "@jupyter-widgets/output",
+                    "state": {"outputs": [{"output_type": "display_data", "metadata": {},
+                                           "data": {"text/html": HOSTILE_TEXT}}]}},
+        },
+        "version_major": 2,
+        "version_minor": 0,
+    }  # fmt: skip
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# Hostile {HOSTILE[0]}\n\n{HOSTILE_TEXT}\n\n"
+                                      "[link](javascript:window.__pwned=8)"),
+        nbformat.v4.new_code_cell(HOSTILE_TEXT, outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=HOSTILE_TEXT),
+            nbformat.v4.new_output("display_data", data={"text/html": HOSTILE_TEXT}),
+            nbformat.v4.new_output("display_data", data={"text/markdown": HOSTILE_TEXT}),
+            nbformat.v4.new_output("display_data", data={
+                "image/svg+xml": '<svg xmlns="http://www.w3.org/2000/svg"><script>'
+                                 'window.__pwned = 10</script></svg>'}),
+            nbformat.v4.new_output("display_data", data={
+                "application/vnd.plotly.v1+json": figure, "text/plain": "<Figure>"}),
+            nbformat.v4.new_output("display_data", data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "box"},
+                "text/plain": HOSTILE[0]}),
+            nbformat.v4.new_output("display_data", data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "gone"},
+                "text/plain": HOSTILE[1]}),
+            nbformat.v4.new_output("error", ename=HOSTILE[0], evalue=HOSTILE[1],
+                                   traceback=[HOSTILE_TEXT]),
+        ]),
+    ]  # fmt: skip
+    nbformat.write(nb, path)
+    return path

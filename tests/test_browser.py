@@ -5,12 +5,17 @@ notebooks; Playwright runs them in Chromium the way a person would. The PromptEx
 drags the temperature slider and clicks Run against the embedded model; the others check that
 the ReasoningExplorer, CostPlanner and SweepBuilder render and respond. Screenshots go to
 ``build/screenshots/``. Assertions are on what the page shows (and on the usage log).
+
+The HTML report (`mmlab report`) is opened from file:// with every request aborted and
+counted: its figures drawn, its call browser listing, filtering, searching and deep-linking
+exactly the bundle's calls — and a hostile study's report running none of its scripts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -23,6 +28,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import hostile_bundle, hostile_notebook
+
+from mmlab.bundle import read_bundle
+from mmlab.report import write
 
 pytestmark = pytest.mark.browser
 
@@ -145,17 +154,30 @@ def jupyterlab(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
 
 
 @pytest.fixture(scope="module")
-def browser(jupyterlab):
-    from playwright.sync_api import expect, sync_playwright
+def chromium():
+    """Debian's Chromium under Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
 
-    expect.set_options(timeout=180_000)  # a live generation on 2 cores takes seconds
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "the browser tests need Debian's chromium at /usr/bin/chromium: "
+            "apt-get install chromium (make test installs it when run as root)"
+        )
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        chromium = p.chromium.launch(
+        launched = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        yield chromium
-        chromium.close()
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser(jupyterlab, chromium):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=180_000)  # a live generation on 2 cores takes seconds
+    return chromium
 
 
 def run_notebook(browser, jupyterlab, name: str):
@@ -331,3 +353,151 @@ def test_providers_notebook_and_usage_dashboard(browser, jupyterlab):
     expect(dash.locator(".js-plotly-plot .xtitle")).to_have_text("day (UTC)")
     dash.screenshot(path=str(SHOTS / "08-usage-dashboard.png"))
     page.close()
+
+
+# --- the HTML report, opened from file:// with the network cut --------------------------------
+def open_report(chromium, path: Path, fragment: str = ""):
+    """Open a report from disk with every request that is not the file itself aborted and
+    counted; wait until its calls are listed and its figures drawn. Returns the page and what
+    it tried: network requests, console errors, dialogs."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    tried = {"requests": [], "errors": [], "dialogs": []}
+    page.on("console", lambda m: tried["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: tried["errors"].append(str(e)))
+    page.on("dialog", lambda d: (tried["dialogs"].append(d.message), d.dismiss()))
+    page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else
+            tried["requests"].append(r.url))  # fmt: skip
+    page.route(lambda url: not url.startswith(("file:", "data:")), lambda route: route.abort())
+    page.goto(path.as_uri() + fragment)
+    # awaited through the debugging protocol: the page's policy forbids the eval that
+    # Playwright's polling waits use
+    page.evaluate("window.mmlabReport.ready")
+    return page, tried
+
+
+def _drawn(page) -> None:
+    from playwright.sync_api import expect
+
+    figures = page.locator(".mm-fig")
+    expect(page.locator(".mm-fig.js-plotly-plot")).to_have_count(figures.count())
+    expect(page.locator(".mm-fig .main-svg").first).to_be_visible()
+    assert page.locator(".mm-fig:not(:has(svg.main-svg))").count() == 0
+
+
+def _texts(entry: dict) -> str:
+    """A call's searchable text, as the page builds it."""
+    messages = [m["content"] for m in entry["request"]["request"]["messages"]]
+    return "\n".join([*messages, entry["response"]["reasoning"], entry["response"]["content"]])
+
+
+@pytest.mark.timeout(600)
+def test_a_report_opens_offline_and_browses_every_call(chromium, tmp_path, lab):
+    from playwright.sync_api import expect
+
+    for name in ("05_sweeps.ipynb", "05_sweeps.bundle.jsonl.gz", "08_providers.bundle.jsonl.gz"):
+        shutil.copy(ROOT / "notebooks" / name, tmp_path)
+    notebook, bundle = tmp_path / "05_sweeps.ipynb", tmp_path / "05_sweeps.bundle.jsonl.gz"
+    write(notebook, tmp_path / "05.html")
+    write(tmp_path / "08_providers.bundle.jsonl.gz", tmp_path / "08.html")
+    for prompt in ("What is 2 + 2?", "Name a prime.", "What is 2 + 2?"):
+        lab.chat(prompt, max_tokens=64, tag="report-tag")
+    lab.close()
+    write(None, tmp_path / "tag.html", tag="report-tag", db=lab.db)
+    entries = read_bundle(bundle)
+
+    page, tried = open_report(chromium, tmp_path / "05.html")
+    _drawn(page)
+    # exactly the bundle's calls
+    ids = page.evaluate("mmlabReport.visibleIds()")
+    assert sorted(ids) == sorted(e["key"][:16] for e in entries)
+    count = page.locator(".mm-count")
+    expect(count).to_have_text(f"{len(entries)} of {len(entries)} calls")
+    # a filter narrows them
+    page.fill('input.mm-filter[data-col="temperature"]', "=0.7")
+    at_07 = sum(1 for e in entries if e["request"]["request"]["temperature"] == 0.7)
+    expect(count).to_have_text(f"{at_07} of {len(entries)} calls")
+    page.fill('input.mm-filter[data-col="temperature"]', "")
+    # sorted by a column, both ways
+    reasoning = {e["key"][:16]: e["response"]["usage"]["reasoning_tokens"] for e in entries}
+    page.click("button.mm-sort:text-is('reasoning tok')")
+    assert reasoning[page.evaluate("mmlabReport.visibleIds()[0]")] == min(reasoning.values())
+    page.click("button.mm-sort:text-is('reasoning tok')")
+    assert reasoning[page.evaluate("mmlabReport.visibleIds()[0]")] == max(reasoning.values())
+    # a search narrows them: a word some calls' texts have and others lack
+    words = {w for e in entries for w in re.findall(r"[a-z]{5,}", _texts(e).lower())}
+    word = next(w for w in sorted(words)
+                if 0 < sum(w in _texts(e).lower() for e in entries) < len(entries))  # fmt: skip
+    page.fill("input.mm-search", word)
+    hits = sum(word in _texts(e).lower() for e in entries)
+    expect(count).to_have_text(f"{hits} of {len(entries)} calls")
+    page.locator(".mm-row").first.click()
+    expect(page.locator(".mm-detail mark").first).to_have_text(word, ignore_case=True)
+    page.screenshot(path=str(SHOTS / "report-05-search.png"))
+    # a figure's point lists its calls: a heatmap cell is one temperature x max_tokens cell
+    page.click("button.mm-clear")
+    heatmap = page.locator(".js-plotly-plot", has_text="by temperature × max_tokens").first
+    heatmap.evaluate("e => e.scrollIntoView({block: 'center'})")
+    heatmap.locator(".nsewdrag").first.click()
+    cell = page.evaluate("mmlabReport.count()")
+    assert 0 < cell < len(entries)
+    expect(page.locator(".mm-linknote")).to_contain_text("temperature")
+    assert tried == {"requests": [], "errors": [], "dialogs": []}
+    page.close()
+
+    # a deep link opens one call
+    target = sorted(ids)[3]
+    page, tried = open_report(chromium, tmp_path / "05.html", f"#call={target}")
+    expect(page.locator(".mm-detail .mm-permalink")).to_have_attribute("href", f"#call={target}")
+    expect(page.locator(f'.mm-row.mm-selected[data-id="{target}"]')).to_have_count(1)
+    expect(page.locator(".mm-detail .mm-reasoning summary")).to_contain_text("tokens")
+    page.screenshot(path=str(SHOTS / "report-05-deep-link.png"))
+    assert tried == {"requests": [], "errors": [], "dialogs": []}
+    page.close()
+
+    # a bundle alone, and a tag from the log: summary figures, a bar lists its calls
+    for report, total in (("08.html", 116), ("tag.html", 3)):
+        page, tried = open_report(chromium, tmp_path / report)
+        _drawn(page)
+        assert page.locator(".mm-fig").count() >= 4
+        expect(page.locator(".mm-count")).to_have_text(f"{total} of {total} calls")
+        first = page.locator(".mm-fig").first
+        first.evaluate("e => e.scrollIntoView({block: 'center'})")
+        bar = first.locator(".point path").first.bounding_box()  # under plotly's drag layer
+        page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
+        assert 0 < page.evaluate("mmlabReport.count()") <= total
+        expect(page.locator(".mm-linknote")).to_contain_text("model")
+        page.screenshot(path=str(SHOTS / f"report-{report.replace('.html', '')}.png"),
+                        full_page=True)  # fmt: skip
+        assert tried == {"requests": [], "errors": [], "dialogs": []}
+        page.close()
+
+
+@pytest.mark.timeout(600)
+def test_a_hostile_study_runs_no_script_in_its_report(chromium, tmp_path):
+    from playwright.sync_api import expect
+
+    bundle = hostile_bundle(tmp_path / "hostile.bundle.jsonl.gz")
+    notebook = hostile_notebook(tmp_path / "hostile.ipynb")  # its bundle: the hostile one
+    write(bundle, tmp_path / "bundle.html")
+    write(notebook, tmp_path / "notebook.html")
+    for report in ("bundle.html", "notebook.html"):
+        page, tried = open_report(chromium, tmp_path / report)
+        total = page.evaluate("mmlabReport.total")
+        assert total == 7
+        page.fill("input.mm-search", "script")  # search marks the hostile text in the pane
+        for i in range(page.evaluate("mmlabReport.count()")):
+            page.locator(".mm-row").nth(i).click()
+            expect(page.locator(".mm-detail h3")).to_be_visible()
+        for figure in page.locator(".mm-fig").all():  # hover labels draw the hostile names
+            figure.scroll_into_view_if_needed()
+            box = figure.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(500)
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.evaluate("""() => [...document.querySelectorAll('*')].flatMap(e =>
+            [...e.attributes].filter(a => a.name.startsWith('on') ||
+            /^\\s*javascript:/i.test(a.value)).map(a => e.tagName + ' ' + a.name))""") == []
+        assert page.locator("iframe, object, embed, body svg script").count() == 0
+        assert tried == {"requests": [], "errors": [], "dialogs": []}, tried
+        page.screenshot(path=str(SHOTS / f"report-hostile-{report.replace('.html', '')}.png"))
+        page.close()
