@@ -53,7 +53,8 @@ test-fast: install
 	$(PY) -m ruff check mmlab tests bench notebooks
 	$(PY) -m pytest tests -n $(FAST_WORKERS) --dist loadgroup -m "not slow and not notebook and not browser"
 
-# The browser test drives JupyterLab in Debian's chromium (never a downloaded browser).
+# The browser test drives JupyterLab in Debian's chromium (never a downloaded browser), and
+# `mmlab record` draws the figures' static images in it.
 browser:
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -65,7 +66,8 @@ browser:
 lint: install
 	$(PY) -m ruff check mmlab tests bench notebooks
 
-record: install
+# Each figure's static image (for GitHub and nbviewer) is drawn by kaleido in Debian's chromium.
+record: install browser
 	$(PY) -m mmlab record notebooks/0*.ipynb
 
 bench: install

@@ -23,6 +23,7 @@ from typing import Any
 from .bundle import export_bundle
 from .config import OPENROUTER_URL
 from .errors import ConfigError, MmlabError
+from .figures import add_static_views, renderer_ready
 from .store import Store
 from .store.files import private_dir
 
@@ -58,9 +59,6 @@ def _clean(executed: Path, target: Path, keep: Path | None = None) -> None:
     # papermill's own error banner cells, if a cell raised
     nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
     nb.metadata.pop("papermill", None)
-    # Saved widget state is tens of KB of view JSON per notebook; the widgets come back when
-    # the notebook runs, so keep files small and diffs readable.
-    nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {
         "display_name": "Python 3",
         "language": "python",
@@ -80,6 +78,8 @@ def _clean(executed: Path, target: Path, keep: Path | None = None) -> None:
                     f"{target.name}: a cell failed while recording:\n"
                     f"{errors[0].get('ename')}: {errors[0].get('evalue')}"
                 )
+    # readers without a kernel (GitHub, nbviewer) see every figure and widget
+    add_static_views(nb, previous=nbformat.read(keep, as_version=4) if keep else None)
     nbformat.write(nb, target)
 
 
@@ -125,6 +125,7 @@ def record_notebook(
     resume = notebook.parent / f".mmlab-record-{tag}.resume"
     if not from_bundle:
         private_dir(resume)
+    renderer_ready()  # figures' images need kaleido and Chromium: say so before the run
     # Beside the originals, so the final moves are renames within one filesystem.
     staging = Path(tempfile.mkdtemp(prefix=".mmlab-record-", dir=notebook.parent))
     ok = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import nbformat
 import pytest
 from helpers import nbval
 
+from mmlab.figures import FIGURE, PNG, WIDGET_STATE, WIDGET_VIEW
+
 pytestmark = pytest.mark.notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_every_notebook_ships_outputs_a_bundle_and_a_header():
@@ -75,3 +79,53 @@ def test_socket_guard_and_output_comparison_are_live(tmp_path):
     nbformat.write(probe, work / "probe.ipynb")
     result = nbval([work / "probe.ipynb"], work, tmp_path / "home2")
     assert result.returncode != 0 and "network use during replay" in result.stdout
+
+
+def test_every_figure_and_widget_shows_where_notebooks_are_read():
+    """GitHub and nbviewer draw images and saved widget state, never plotly's mime type: every
+    figure (in a cell or inside an Output widget) carries its PNG, every widget output its
+    saved state and a one-line description."""
+    figures = widgets = 0
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        inside = [o for m in saved.values() if m["model_name"] == "OutputModel"
+                  for o in m["state"].get("outputs", [])]  # fmt: skip
+        for output in outputs + inside:
+            data = output.get("data", {})
+            if FIGURE in data:
+                figures += 1
+                assert PNG in data, f"{path.name}: a plotly figure without its image"
+                assert base64.b64decode(data[PNG]).startswith(PNG_MAGIC)
+        for output in outputs:
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view:
+                widgets += 1
+                line = output["data"]["text/plain"].strip()
+                assert view["model_id"] in saved, f"{path.name}: a widget without saved state"
+                assert line and "\n" not in line, f"{path.name}: {line!r}"
+                assert not line.startswith(("VBox(", "HBox(")) and " 0%|" not in line, line
+    assert figures >= 15 and widgets >= 10
+
+
+def test_nbval_never_compares_image_bytes(tmp_path):
+    """A re-drawn image that differs by a pixel cannot fail a test: nbval (as mmlab runs it)
+    leaves image/png out of the comparison, while the figure's data in the same checked
+    output is still compared (the control notebook changes one bar and fails)."""
+    figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2]}], "layout": {}}
+    work = tmp_path / "images"
+    work.mkdir()
+    for name, y, png in (("redrawn", [1, 2], b"another drawing"), ("control", [1, 3], b"")):
+        cell = nbformat.v4.new_code_cell(
+            "# NBVAL_CHECK_OUTPUT\nfrom IPython.display import display\n"
+            f"display({{{FIGURE!r}: {figure!r}}}, raw=True)"
+        )
+        stored = {"data": [{**figure["data"][0], "y": y}], "layout": {}}
+        cell.outputs = [nbformat.v4.new_output("display_data", data={
+            FIGURE: stored, PNG: base64.b64encode(PNG_MAGIC + png).decode()})]  # fmt: skip
+        cell.execution_count = 1
+        nbformat.write(nbformat.v4.new_notebook(cells=[cell]), work / f"{name}.ipynb")
+    out = nbval([work / "redrawn.ipynb", work / "control.ipynb"], work, tmp_path / "home")
+    assert "1 failed, 1 passed" in out.stdout, out.stdout[-3000:]
+    assert "FAILED control.ipynb::Cell 0" in out.stdout
