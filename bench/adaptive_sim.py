@@ -20,7 +20,12 @@ arm means are the nominal accuracies; completion tokens are uniform in 200-2000,
 answers (failed reasoning runs longer); cost $2 per million completion tokens. It is run at
 20 repeats (the example in the design brief) and at 32 (the MiniMax-M1 report's AIME count).
 
+A hard grid (`hard_table`) puts the arms close — 0.45 / 0.50 / 0.55, the same 10 problems
+of shared difficulty — and asks how often `decided` certifies a winner within the fixed design
+at all, and that it never certifies a wrong one.
+
     python bench/adaptive_sim.py                       # the synthetic grid
+    python bench/adaptive_sim.py --hard                # the hard grid (arms 0.45 / 0.50 / 0.55)
     python bench/adaptive_sim.py --parquet full.parquet --by temperature --repeats 16
 
 A parquet file needs columns prompt_id, sample, the metric (in [0, 1]), the `--by` column(s)
@@ -40,18 +45,23 @@ from mmlab.sequential import simulate, summarize_simulations
 from mmlab.stop import Rule, ci_width, decided
 
 ACCURACIES = (0.3, 0.5, 0.8)
+#: The hard grid: three arms five points apart.
+HARD = (0.45, 0.5, 0.55)
 PROBLEMS = 10
 SPREAD = 0.2
 
 
-def synthetic_grid(repeats: int, seed: int = 0, *, shared: bool = True) -> pd.DataFrame:
+def synthetic_grid(
+    repeats: int, seed: int = 0, *, shared: bool = True, accuracies: tuple[float, ...] = ACCURACIES
+) -> pd.DataFrame:
     """The default logged grid (see the module docstring). `shared=False`: each arm gets the
     problem offsets in its own random order — problems hard for one arm are not the hard ones
-    for another, so pairing cancels less (the harder, more honest case for `decided`)."""
+    for another, so pairing cancels less (the harder, more honest case for `decided`).
+    `accuracies`: the arms' (`HARD`: the hard grid)."""
     rng = np.random.default_rng(seed)
     offsets = np.linspace(-SPREAD, SPREAD, PROBLEMS)
     rows = []
-    for acc in ACCURACIES:
+    for acc in accuracies:
         arm_offsets = offsets if shared else rng.permutation(offsets)
         for i in range(PROBLEMS):
             ones = round(min(1.0, max(0.0, acc + arm_offsets[i])) * repeats)
@@ -131,6 +141,38 @@ def synthetic_grids(repeats: list[int] | None = None) -> list[tuple[str, pd.Data
     return out
 
 
+def hard_table(
+    repeats: tuple[int, ...] = (20, 32, 64), sims: int = 1000, seed: int = 0
+) -> list[str]:
+    """The hard grid (arms `HARD`) as markdown lines: how often `decided` certifies a winner
+    within the fixed design (decided), how often that winner is the best arm (correct) or
+    not (wrong: must be 0), and the calls it used."""
+    lines = [
+        f"{sims} simulations per row; 3 arms at accuracy {' / '.join(map(str, HARD))} over "
+        f"{PROBLEMS} problems of shared difficulty (offsets ±{SPREAD}); alpha = 0.05 split over "
+        "the 3 pairs. Decided: a winner certified before the repeats ran out.",
+        "",
+        "| repeats | rule | decided | correct pick | wrong pick | leader pick | coverage "
+        "| call share | mean rounds | time |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in repeats:
+        full = synthetic_grid(r, seed, accuracies=HARD)
+        for label, rule in (("decided", decided(["arm"])),
+                            ("decided, eb", decided(["arm"], method="eb"))):  # fmt: skip
+            t0 = time.perf_counter()
+            s = summarize_simulations(simulate(full, rule, repeats=r, n_sims=sims, seed=seed))
+            dt = time.perf_counter() - t0
+            lines.append(
+                f"| {r} | {label} | {fmt(s['correct_pick'] + s['wrong_pick'])} "
+                f"| {fmt(s['correct_pick'])} | {fmt(s['wrong_pick'])} | {fmt(s['leader_pick'])} "
+                f"| {fmt(s['coverage'])} | {fmt(s['call_share'])} | {s['rounds_mean']:.1f} "
+                f"| {dt:.1f} s |"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parquet", help="a logged full grid (default: the synthetic grid)")
@@ -140,7 +182,11 @@ def main() -> None:
     ap.add_argument("--sims", type=int, default=1000)
     ap.add_argument("--width", type=float, default=0.2, help="ci_width target")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hard", action="store_true", help="the hard grid (arms 0.45/0.50/0.55)")
     args = ap.parse_args()
+    if args.hard:
+        hard_table(tuple(args.repeats or (20, 32, 64)), args.sims, args.seed)
+        return
 
     if args.parquet:
         full = pd.read_parquet(args.parquet)

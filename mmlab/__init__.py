@@ -58,7 +58,7 @@ _EXPORTS: dict[str, str] = {
 
 #: The public submodules, reachable as ``mmlab.<name>`` after ``import mmlab``.
 SUBMODULES = (
-    "analysis", "bundle", "cachekey", "config", "endpoints", "engine", "errors", "fields",
+    "analysis", "bundle", "cachekey", "config", "design", "endpoints", "engine", "errors", "fields",
     "ledger", "params", "plots", "pricing", "probe", "problems", "reference", "report",
     "result", "scaling", "scorers", "sequential", "stop", "store", "sweep", "testing", "widgets",
 )  # fmt: skip

@@ -158,7 +158,7 @@ def curve_frame(
     res: SweepResult, knob: str, budgets: Sequence[Any], k: int, scored: bool
 ) -> pd.DataFrame:
     """One row per budget, in the order given: ``budget``, ``n`` (cells), ``accuracy`` with
-    ``ci_low``/``ci_high`` (pass@1, clustered bootstrap), ``pass_at_k`` and ``maj_at_k`` at k =
+    ``ci_low``/``ci_high`` (pass@1, bootstrap-t), ``pass_at_k`` and ``maj_at_k`` at k =
     the repeats with intervals, ``reasoning_tokens`` (mean used) with a clustered t-interval,
     ``truncation_rate`` with a Wilson interval, ``usd`` (total) and ``usd_per_call``, and
     ``ci_method``."""
@@ -203,8 +203,9 @@ def curve_frame(
         rows.append(row)
     out = pd.DataFrame(rows)
     out["ci_method"] = (
-        "accuracy and pass/maj@k: clustered bootstrap over problems, 2000 resamples, seed 0, "
-        "percentile, 95%; reasoning tokens: Student t over per-problem means; truncation: Wilson"
+        "accuracy and pass/maj@k: bootstrap-t over problems (Wilson bounds where problems show "
+        "no spread), 2000 resamples, seed 0, 95%; reasoning tokens: Student t over per-problem "
+        "means; truncation: Wilson"
     )
     return out
 

@@ -484,16 +484,15 @@ def test_bad_scheduler_input():
         (lambda: AdaptiveScheduler(cells.drop(columns="sample"), budget(1), repeats=3), "cells"),
         (lambda: AdaptiveScheduler(cells, "decided", repeats=3), "rule"),
         (lambda: AdaptiveScheduler(pd.concat([cells, cells]), budget(1), repeats=3), "cell"),
-        (lambda: AdaptiveScheduler(cells, budget(1), repeats=3, worst_usd_per_cell=-1), None),
-        (lambda: AdaptiveScheduler(cells, ci_width(), repeats=3, point_columns=["x"]), None),
-    ]
+        (lambda: AdaptiveScheduler(cells, budget(1), repeats=3, worst_usd_per_cell=-1),
+         "worst_usd_per_cell"),
+        (lambda: AdaptiveScheduler(cells, ci_width(), repeats=3, point_columns=["x"]),
+         "point_columns"),
+    ]  # fmt: skip
     for make, field in cases:
         with pytest.raises(RequestError) as e:
             make()
-        if field:
-            assert e.value.field == field
-        else:
-            assert e.value.field in ("worst_usd_per_cell", "point_columns")
+        assert e.value.field == field
 
 
 # --- simulation from a logged full grid -------------------------------------------------------
@@ -664,6 +663,53 @@ def test_paired_decided_needs_fewer_rounds_than_two_intervals():
     assert covered >= 27  # the pair CS (level 0.95) covers the difference at the stop
 
 
+def _replay_pairs(cells: pd.DataFrame, x: np.ndarray, arms, alpha: float, rounds: int):
+    """Every pair's CS of mu_i - mu_j fed round by round, as `decided` feeds it, at `alpha`
+    (one paired difference (y_i - y_j + 1) / 2 per problem per round): bounds after each."""
+    arm, sample = cells.arm.to_numpy(), cells["sample"].to_numpy()
+    pairs = [(i, j) for i in range(len(arms)) for j in range(i + 1, len(arms))]
+    cs = {q: ConfidenceSequence(alpha) for q in pairs}
+    out = []
+    for r in range(rounds):
+        for i, j in pairs:
+            yi, yj = (x[(arm == arms[k]) & (sample == r)] for k in (i, j))
+            cs[(i, j)].update_round(np.clip((yi - yj + 1) / 2, 0, 1))
+        out.append({q: (2 * c.lower - 1, 2 * c.upper - 1) for q, c in cs.items()})
+    return out
+
+
+def test_decided_splits_alpha_over_the_pairs_of_three_arms():
+    # 3 arms (3 pairs) close together, 4 runs: each pair's CS is built at alpha / 3. Replayed
+    # at alpha / 3 it matches the scheduler's bounds exactly while all arms are live; replayed at
+    # alpha (no correction) it would separate a pair -- and eliminate an arm -- in rounds where
+    # `decided` rightly keeps every arm. Dropping the correction, or changing the level, fails.
+    arms, repeats = ("a", "b", "c"), 60
+    cells = _cells(arms=arms, problems=10, repeats=repeats)
+    offsets = np.linspace(-0.2, 0.2, 10)
+    premature = 0
+    for seed in range(4):
+        x = _bernoulli_scores(cells, {"a": 0.45, "b": 0.5, "c": 0.62}, offsets, seed)
+        scores = dict(zip(cells.cell.tolist(), x.tolist(), strict=True))
+        sched = AdaptiveScheduler(cells, decided("arm"), repeats=repeats)
+        corrected = _replay_pairs(cells, x, arms, 0.05 / 3, repeats)
+        uncorrected = _replay_pairs(cells, x, arms, 0.05, repeats)
+        r = 0
+        while ids := sched.next_round():
+            for c in ids:
+                sched.observe(c, scores[c], 0.0)
+            pairs = sched.pair_intervals()
+            if not pairs.live.all():
+                break  # an arm is out: its pairs stop taking observations
+            for (i, j), lo_hi in corrected[r].items():
+                got = pairs[(pairs.arm_a == arms[i]) & (pairs.arm_b == arms[j])].iloc[0]
+                assert (got.cs_low, got.cs_high) == pytest.approx(lo_hi, abs=1e-12)
+            assert "alpha 0.05 split over 3 pairs" in pairs.cs_method.iloc[0]
+            # all arms live after round r + 1; an uncorrected CS would have cut one here
+            premature += any(lo > 0 or hi < 0 for lo, hi in uncorrected[r].values())
+            r += 1
+    assert premature >= 10, premature  # 20 rounds here
+
+
 def test_pairing_problems_of_different_difficulty_beats_unpaired():
     # problems from hopeless to trivial (offsets -0.45..0.45) shared by both arms, gap 0.15:
     # pairing each problem with itself cancels the difficulty, pairing it with another
@@ -770,3 +816,13 @@ def test_simulate_a_rule_on_a_finished_sweep(arms):
     raw = simulate(res.df, stop.ci_width(width=0.5), repeats=6, n_sims=5, seed=1,
                    by="temperature")  # fmt: skip
     assert len(raw) == 5
+
+
+@pytest.mark.slow
+def test_decided_on_a_hard_grid_is_never_wrong():
+    # arms five points apart (bench/adaptive_sim.py's hard grid): `decided` rarely certifies
+    # a winner within 20 repeats, and never a wrong one
+    full = _full_grid(accs=(0.45, 0.5, 0.55), names=("x", "y", "z"), logged=20)
+    s = summarize_simulations(simulate(full, decided("arm"), repeats=20, n_sims=150, seed=2))
+    assert s["wrong_pick"] == 0.0 and s["coverage"] >= 0.94
+    assert s["correct_pick"] < 0.2 and s["call_share"] > 0.9

@@ -189,3 +189,31 @@ def test_usage_dashboard_breaks_spend_down_and_lists_recent_calls(lab, standin):
     assert set(dash.totals["tag"]) == {"a"} and "hit" in dash.recent_html.value
     dash.by.value = "provider"
     assert dash.status.value == "" and list(dash.totals["provider"]) == ["StandIn"]
+
+
+def test_cost_planner_answers_how_many_samples_and_what_they_cost(lab, standin):
+    from mmlab import design
+
+    cp = CostPlanner(EMBEDDED, prompt_tokens=1000, completion_tokens=10_000)
+    cp.baseline.value, cp.effect.value, cp.samples.value = 0.5, 0.1, 1
+    cp.paired.value = False  # separate problems per arm, one sample: the textbook 388
+    assert cp.design.problems == 388 and "<b>388 problems</b>" in cp.design_html.value
+    m1 = cp.design_table.set_index("model").loc["minimax/minimax-m1"]
+    assert m1["calls"] == 776
+    assert m1["usd"] == pytest.approx(776 * (1000 * 0.4e-6 + 10_000 * 2.2e-6))
+    assert cp.design_plan is None  # no Lab: priced per table only
+    cp.paired.value = True
+    cp.samples.value = 4
+    want = design.sample_size(0.5, 0.1, samples=4)
+    assert cp.design.problems == want.problems < 388
+    assert f"{want.calls:,} calls" in cp.design_html.value and "(ICC) 0.5" in cp.design_html.value
+    cp.effect.value = 0.6  # 0.5 + 0.6 > 1: a readable error, not a traceback
+    assert "RequestError" in cp.design_html.value and "Traceback" not in cp.design_html.value
+    # given a Lab, the design is also priced through the sweep forecast, and nothing is sent
+    planner = CostPlanner(lab)
+    planner.baseline.value, planner.effect.value, planner.samples.value = 0.6, 0.2, 2
+    plan = planner.design_plan
+    assert plan is not None and plan.calls == planner.design.calls
+    assert "Forecast on this lab" in planner.design_html.value
+    assert f"${plan.expected_usd:,.4f}" in planner.design_html.value
+    assert standin.seen == []

@@ -21,6 +21,7 @@ reproduced and read for what it is. Each file cites the estimators it uses.
 from __future__ import annotations
 
 from .at_k import AT_K_COLUMNS, TIE_RULES, cons_at_k, maj_at_k, pass_at_k
+from .compare import compare
 from .cost import accuracy_vs_reasoning, cost_per_correct, pareto_frontier
 from .intervals import WILSON_CI, t95, wilson
 from .knobs import KNOB_CI, knob_effect
@@ -47,6 +48,7 @@ __all__ = [
     "TIE_RULES",
     "WILSON_CI",
     "accuracy_vs_reasoning",
+    "compare",
     "compare_providers",
     "cons_at_k",
     "cost_per_correct",

@@ -3,9 +3,12 @@ accuracy against the reasoning tokens spent.
 
 - ``cost_per_correct``: the ratio estimator total cost / total correct, bootstrapped over
   problems; accuracy with a Wilson score interval per sample.
-- ``pareto_frontier``: accuracy (clustered bootstrap over problems) against USD per call
+- ``pareto_frontier``: accuracy (bootstrap-t over problems, as pass@1) against USD per call
   (Student t over per-problem means), and which configurations no other configuration beats
   on both.
+
+Every frame names each interval's method (``ci_method``) and target (``ci_target``: the
+population of problems, or these problems — `mmlab.analysis.intervals`).
 - ``accuracy_vs_reasoning``: accuracy in quantile bins of reasoning tokens used, with a Wilson
   score interval per sample (narrower than a clustered one when problems repeat).
 """
@@ -23,14 +26,17 @@ from .frames import (
     groups,
     int_arg,
     numeric_column,
+    per_sample_target,
     require_columns,
     scored_rows,
     successful,
 )
 from .intervals import (
+    POPULATION,
+    THESE_PROBLEMS,
     WILSON_CI,
-    bootstrap_mean,
     bootstrap_method,
+    bootstrap_t_mean,
     percentile_interval,
     resampled_sums,
     t95,
@@ -61,13 +67,14 @@ def cost_per_correct(
     problem's samples together (Miller 2024, arXiv 2411.00640); rows when there is no
     ``prompt_id``. ``accuracy`` is over scored samples (NaN scores — unscorable — are left
     out of it, though their cost counts), with a Wilson score interval per sample in
-    ``accuracy_ci_*``. ``ci_method`` names both.
+    ``accuracy_ci_*``: an interval for these problems (samples of one problem are not
+    independent draws from the population). ``ci_method`` names both methods and
+    ``ci_target`` both targets. Without a ``score`` column: RequestError naming it.
     """
     import numpy as np
     import pandas as pd
 
-    if "score" not in df:
-        raise KeyError("cost_per_correct needs a 'score' column: run the sweep with a scorer")
+    require_columns(df, ["score"], "cost_per_correct")
     resamples = int_arg(resamples, "resamples", 1)
     seed = int_arg(seed, "seed", 0)
     keys = as_list(by)
@@ -77,6 +84,7 @@ def cost_per_correct(
         f"accuracy: {WILSON_CI}; usd_per_correct: ratio of totals, "
         f"{bootstrap_method(resamples, seed, 0.95, clustered)}"
     )
+    target = f"accuracy: {THESE_PROBLEMS}; usd_per_correct: {POPULATION}"
     rows = []
     for group, part in groups(data, keys):
         # every call's cost counts (money was spent on an unscorable answer too), but the
@@ -114,6 +122,7 @@ def cost_per_correct(
                 "usd_per_correct_ci_low": ratio_low,
                 "usd_per_correct_ci_high": ratio_high,
                 "ci_method": method,
+                "ci_target": target,
             }
         )
     return pd.DataFrame(rows)
@@ -133,10 +142,12 @@ def pareto_frontier(
     `by` names the configuration columns (e.g. ``["temperature", "max_tokens"]``). Per
     configuration: ``accuracy``, the mean of `metric` (per problem first, then over problems,
     so each problem counts once; the plain mean when all have the same number of samples),
-    with a 95% clustered-bootstrap percentile interval over problems (Miller 2024, arXiv
-    2411.00640); ``usd_per_call``, the mean of `cost` the same way, with a 95% Student-t
-    interval over the per-problem means (clipped at 0). Without a ``prompt_id`` column each row
-    is its own cluster, and ``ci_method`` says so. Intervals are NaN below two problems.
+    with a 95% bootstrap-t interval over problems for the population value (as `pass_at_k`
+    at k = 1: Miller 2024, arXiv 2411.00640; Wilson bounds where problems show no spread; a
+    `metric` outside [0, 1] gets no Wilson bound and no clipping); ``usd_per_call``, the mean
+    of `cost` the same way, with a 95% Student-t interval over the per-problem means (clipped
+    at 0). Without a ``prompt_id`` column each row is its own cluster, and ``ci_method`` says
+    so; ``ci_target`` is the population. Intervals are NaN below two problems.
 
     ``on_frontier`` is True for a configuration that no other dominates, i.e. no other has
     accuracy at least as high and cost at most as high with one of the two strictly better.
@@ -160,16 +171,18 @@ def pareto_frontier(
         _cost=numeric_column(data, cost, "pareto_frontier"),
         _cluster=data["prompt_id"] if clustered else np.arange(len(data)),
     )
-    method = (
-        f"accuracy: {bootstrap_method(resamples, seed, 0.95, clustered)}; "
-        f"usd_per_call: Student t over per-{'problem' if clustered else 'row'} means, 95%"
-    )
+    unit = "problems" if clustered else "rows"
+    usd_method = f"usd_per_call: Student t over per-{'problem' if clustered else 'row'} means, 95%"
     rows = []
     for group, part in groups(data, keys):
         per = part.groupby("_cluster", dropna=False, sort=True)[["_metric", "_cost"]].mean()
         acc = per["_metric"].dropna().to_numpy()
         usd = per["_cost"].dropna().to_numpy()
-        acc_low, acc_high = bootstrap_mean(acc, resamples, seed, 0.95)
+        unit_range = len(acc) and 0.0 <= acc.min() and acc.max() <= 1.0
+        acc_low, acc_high, acc_method = bootstrap_t_mean(
+            acc, resamples, seed, 0.95, (0.0, 1.0) if unit_range else None, unit=unit
+        )
+        method = f"accuracy: {acc_method}; {usd_method}"
         mean_usd = float(usd.mean()) if len(usd) else math.nan
         if len(usd) > 1:
             half = t95(len(usd) - 1) * float(usd.std(ddof=1)) / math.sqrt(len(usd))
@@ -189,6 +202,7 @@ def pareto_frontier(
                 "usd_per_call_ci_low": usd_low,
                 "usd_per_call_ci_high": usd_high,
                 "ci_method": method,
+                "ci_target": POPULATION,
             }
         )
     columns = [
@@ -203,6 +217,7 @@ def pareto_frontier(
         "usd_per_call_ci_high",
         "on_frontier",
         "ci_method",
+        "ci_target",
     ]
     out = pd.DataFrame(rows, columns=[c for c in columns if c != "on_frontier"])
     acc = out["accuracy"].to_numpy(dtype=float)
@@ -250,8 +265,10 @@ def accuracy_vs_reasoning(
     One row per (group, bin): the `by` columns, ``bin`` (0, 1, ...), ``reasoning_tokens_low``
     and ``reasoning_tokens_high`` (smallest and largest count in the bin),
     ``mean_reasoning_tokens``, ``n``, ``correct``, ``accuracy`` (share with ``score == 1``)
-    and a 95% Wilson score interval per sample (``ci_method``). Samples of one problem are
-    not independent, so with many samples per problem in a bin the interval is too narrow.
+    and a 95% Wilson score interval per sample (``ci_method``), with ``ci_target`` "these
+    problems" (or "the population" when no problem has more than one sample in the group):
+    samples of one problem are not independent, so with many samples per problem in a bin the
+    interval is too narrow for the population.
     Failed calls and unscorable rows (NaN score or token count) are left out.
     """
     import pandas as pd
@@ -267,6 +284,7 @@ def accuracy_vs_reasoning(
     data = data[data["reasoning_tokens"].notna()]
     rows = []
     for group, part in groups(data, keys):
+        target = per_sample_target(part)
         x = part["reasoning_tokens"].to_numpy(dtype=float)
         y = part["score"].to_numpy(dtype=float)
         codes = _quantile_bins(x, bins)
@@ -287,6 +305,7 @@ def accuracy_vs_reasoning(
                     "ci_low": low,
                     "ci_high": high,
                     "ci_method": WILSON_CI,
+                    "ci_target": target,
                 }
             )
     columns = [
@@ -301,5 +320,6 @@ def accuracy_vs_reasoning(
         "ci_low",
         "ci_high",
         "ci_method",
+        "ci_target",
     ]
     return pd.DataFrame(rows, columns=columns)

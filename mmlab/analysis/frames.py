@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RequestError
+from .intervals import POPULATION, THESE_PROBLEMS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,11 +33,43 @@ def group_keys(by: str | Sequence[str] | None) -> list[str]:
     return [] if by is None else as_list(by)
 
 
+#: Where a column an analysis needs comes from, for the error that says it is missing.
+PRODUCERS = {
+    "score": "a sweep run with a scorer: lab.sweep(..., scorer=scorers.final_answer).run().df",
+    "prompt_id": "a sweep's result, res.df (Sweep.run)",
+    "content": "a sweep's result, res.df (Sweep.run), or lab.calls()",
+    "answer": "a sweep over problems with an answer column (mmlab.problems.load_problems), "
+    "res.df",
+    "sample": "a sweep's result, res.df (Sweep.run)",
+}
+#: The source named for any other column: the result frames carry it, or a sweep varies it.
+OTHER_PRODUCER = "a sweep's result, res.df (Sweep.run: its result and parameter columns), or " \
+    "lab.calls()"  # fmt: skip
+
+
+def producer(column: str) -> str:
+    """Which function makes `column` (for a missing-column error)."""
+    return PRODUCERS.get(column, OTHER_PRODUCER)
+
+
 def require_columns(df: pd.DataFrame, columns: Sequence[str], func: str) -> None:
-    """Raise RequestError naming the first of `columns` that `df` lacks (`func` needs it)."""
+    """Raise RequestError naming the first of `columns` that `df` lacks (`func` needs it) and
+    the function that produces such a column (`producer`)."""
     for column in columns:
         if column not in df:
-            raise RequestError(f"{func} needs a {column!r} column", field=column)
+            raise RequestError(
+                f"{func} needs a {column!r} column, as in {producer(column)}", field=column
+            )
+
+
+def per_sample_target(part: pd.DataFrame) -> str:
+    """The target of a per-sample interval over `part`'s rows: these problems when a problem
+    has several rows (its samples are not independent draws from the population), else the
+    population (each row its own problem: ``prompt_id`` unique, or no ``prompt_id`` column,
+    where rows are taken as independent as everywhere in this package)."""
+    if "prompt_id" in part and not part["prompt_id"].is_unique:
+        return THESE_PROBLEMS
+    return POPULATION
 
 
 def groups(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:

@@ -1,8 +1,12 @@
 """What does each group look like? Means, rates and shares per group, with intervals.
 
-- ``summarize``: mean, std, n and a 95% Student-t interval of each metric per group, clipped to
-  the metric's range: over the rows of the group (repeats × prompts), or over per-problem
-  means when problems repeat (clustered by problem, Miller 2024, arXiv 2411.00640).
+- ``summarize``: mean, std, n and a 95% interval of each metric per group. The estimand is the
+  population mean over problems, each problem weighted equally (Miller 2024, arXiv
+  2411.00640): when problems repeat, ``mean`` is the mean of the per-problem means and the
+  interval is over problems (clustered); shares in [0, 1] (``score``, ``truncated``,
+  ``reasoning_share``) get the bootstrap-t over problems that `pass_at_k` uses (Wilson bounds
+  where problems show no spread), other metrics a Student-t interval clipped to the metric's
+  range.
 - ``truncation_rate``: the share of cells stopped by length with an empty answer, with a Wilson
   score interval per sample.
 - ``reasoning_share``: reasoning tokens as a share of completion tokens, per row.
@@ -16,8 +20,15 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .frames import as_list, require_columns, successful
-from .intervals import WILSON_CI, t95, wilson
+from .frames import (
+    as_list,
+    int_arg,
+    numeric_column,
+    per_sample_target,
+    require_columns,
+    successful,
+)
+from .intervals import ONE_PROBLEM, POPULATION, WILSON_CI, bootstrap_t_mean, t95, wilson
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,68 +57,112 @@ SUMMARIZE_CLUSTERED_CI = (
 
 
 def summarize(
-    df: pd.DataFrame, by: str | Sequence[str], metrics: Sequence[str] | None = None
+    df: pd.DataFrame,
+    by: str | Sequence[str],
+    metrics: Sequence[str] | None = None,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Mean, std, n and a 95% CI of each metric per group; one row per (group, metric).
 
+    Columns: the `by` columns, ``metric``, ``n`` (rows with a value), ``n_problems`` (when
+    clustered), ``mean``, ``std``, ``ci_low``, ``ci_high``, ``ci_method`` and ``ci_target``.
+
     Several samples of one problem are not independent (Miller 2024, arXiv 2411.00640), so
     when the frame has a ``prompt_id`` and some problem has more than one row in the group,
-    the interval is Student t over the per-problem means (clustered by problem: ``n_problems``
-    clusters); otherwise Student t over the rows. Either way it is clipped to what the metric
-    can take, and ``ci_method`` says which. ``mean`` and ``std`` are over rows.
+    the units are the problems: ``mean`` is the mean of the per-problem means (each problem
+    weighted equally: the population value, the estimate the interval is for; the row mean
+    when every problem has as many rows) and the interval is over the ``n_problems``
+    per-problem means (clustered by problem). Otherwise the units are the rows. The interval
+    for a share in [0, 1] (`SHARES`) is the bootstrap-t over the units, `resamples` resamples
+    with generator `seed`, with Wilson bounds where the units show no spread — an all-solved
+    group gets [0.72, 1] from 10 problems, never [1, 1] (`mmlab.analysis.intervals`); for any
+    other metric Student t over the units. Either way it is clipped to what the metric can
+    take; ``ci_method`` says which and ``ci_target`` is the population. ``std`` is the spread
+    of single rows. With one unit the interval is NaN and ``ci_method`` says why; NaN values
+    (not measured) are left out.
+
+    `metrics` defaults to those of `DEFAULT_METRICS` (and ``reasoning_share``, made from the
+    token columns) that the frame has, so a frame without token columns summarises what it
+    has; a metric asked for by name and missing raises RequestError naming it and where it
+    comes from.
     """
     import pandas as pd
 
     keys = as_list(by)
     data = successful(df).copy()
-    data["reasoning_share"] = reasoning_share(data)
+    require_columns(data, keys, "summarize")
+    resamples = int_arg(resamples, "resamples", 1)
+    seed = int_arg(seed, "seed", 0)
+    if "reasoning_tokens" in data and "completion_tokens" in data:
+        data["reasoning_share"] = reasoning_share(data)
     wanted = (
         list(metrics)
         if metrics is not None
         else [m for m in (*DEFAULT_METRICS, "reasoning_share") if m in data]
     )
+    require_columns(data, wanted, "summarize")
+    columns = {m: numeric_column(data, m, "summarize") for m in wanted}
     rows = []
     for group, part in data.groupby(keys, dropna=False, sort=True):
         group = group if isinstance(group, tuple) else (group,)
         for metric in wanted:
-            column = part[metric].astype(float)
+            column = columns[metric].loc[part.index]
             values = column.dropna()
             n = len(values)
-            mean = float(values.mean()) if n else math.nan
             std = float(values.std(ddof=1)) if n > 1 else math.nan
-            units, method = values, SUMMARIZE_CI
+            units, clustered = values, False
             if "prompt_id" in part and n:
                 per_problem = column.groupby(part["prompt_id"], sort=True).mean().dropna()
                 if len(per_problem) < n:  # repeats: the problem is the independent unit
-                    units, method = per_problem, SUMMARIZE_CLUSTERED_CI
-            m = len(units)
-            spread = float(units.std(ddof=1)) if m > 1 else math.nan
-            half = t95(m - 1) * spread / math.sqrt(m) if m > 1 else math.nan
-            low, high = float(units.mean()) - half, float(units.mean()) + half
-            # Token counts, costs and latencies cannot be negative, and shares live in [0, 1]:
-            # a small-n t-interval is clipped to what the metric can take.
-            if n and values.min() >= 0:
-                low = max(low, 0.0)
-            if metric in SHARES:
-                high = min(high, 1.0)
+                    units, clustered = per_problem, True
+            low, high, method = _interval(units, values, metric, clustered, resamples, seed)
             rows.append(
                 {
                     **dict(zip(keys, group, strict=True)),
                     "metric": metric,
                     "n": n,
-                    "n_problems": m if method is SUMMARIZE_CLUSTERED_CI else None,
-                    "mean": mean,
+                    "n_problems": len(units) if clustered else None,
+                    "mean": float(units.mean()) if n else math.nan,
                     "std": std,
                     "ci_low": low,
                     "ci_high": high,
                     "ci_method": method,
+                    "ci_target": POPULATION,
                 }
             )
     return pd.DataFrame(rows)
 
 
+def _interval(
+    units: pd.Series, values: pd.Series, metric: str, clustered: bool, resamples: int, seed: int
+) -> tuple[float, float, str]:
+    """`summarize`'s interval for the mean of `units` (see there), and its method text."""
+    m = len(units)
+    if m < 2:
+        return math.nan, math.nan, ONE_PROBLEM if m else "no interval: no values (all NaN)"
+    unit = "problems" if clustered else "rows"
+    if metric in SHARES and values.min() >= 0 and values.max() <= 1:
+        return bootstrap_t_mean(units.to_numpy(), resamples, seed, 0.95, unit=unit)
+    spread = float(units.std(ddof=1))
+    centre = float(units.mean())
+    half = t95(m - 1) * spread / math.sqrt(m)
+    low, high = centre - half, centre + half
+    # Token counts, costs and latencies cannot be negative, and shares live in [0, 1]:
+    # a small-n t-interval is clipped to what the metric can take.
+    if values.min() >= 0:
+        low = max(low, 0.0)
+    if metric in SHARES:
+        high = min(high, 1.0)
+    return low, high, SUMMARIZE_CLUSTERED_CI if clustered else SUMMARIZE_CI
+
+
 def reasoning_share(df: pd.DataFrame) -> pd.Series:
-    """Reasoning tokens as a share of completion tokens, per row (NaN without completion)."""
+    """Reasoning tokens as a share of completion tokens, per row (NaN without completion).
+
+    RequestError naming ``reasoning_tokens`` or ``completion_tokens`` if the frame lacks it."""
+    require_columns(df, ["reasoning_tokens", "completion_tokens"], "reasoning_share")
     completion = df["completion_tokens"].astype(float)
     return (df["reasoning_tokens"].astype(float) / completion.where(completion > 0)).rename(
         "reasoning_share"
@@ -117,13 +172,17 @@ def reasoning_share(df: pd.DataFrame) -> pd.Series:
 def truncation_rate(df: pd.DataFrame, by: str | Sequence[str] = "max_tokens") -> pd.DataFrame:
     """Share of cells stopped by length with an empty answer, per group, with a Wilson CI.
 
-    The Wilson score interval treats the cells as independent samples (``ci_method``).
+    The Wilson score interval treats the cells as independent samples (``ci_method``): with
+    several samples of a problem it is an interval for these problems (``ci_target``), with
+    one row per problem for the population. RequestError naming a missing column.
     """
     import pandas as pd
 
     keys = as_list(by)
+    data = successful(df)
+    require_columns(data, [*keys, "truncated"], "truncation_rate")
     rows = []
-    for group, part in successful(df).groupby(keys, dropna=False, sort=True):
+    for group, part in data.groupby(keys, dropna=False, sort=True):
         group = group if isinstance(group, tuple) else (group,)
         n = len(part)
         k = int(part["truncated"].fillna(False).astype(bool).sum())
@@ -137,6 +196,7 @@ def truncation_rate(df: pd.DataFrame, by: str | Sequence[str] = "max_tokens") ->
                 "ci_low": lo,
                 "ci_high": hi,
                 "ci_method": WILSON_CI,
+                "ci_target": per_sample_target(part),
             }
         )
     return pd.DataFrame(rows)
