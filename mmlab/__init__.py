@@ -61,6 +61,7 @@ SUBMODULES = (
     "analysis", "bundle", "cachekey", "config", "endpoints", "engine", "errors", "fields",
     "ledger", "params", "plots", "pricing", "probe", "problems", "reference", "result",
     "scaling", "scorers", "sequential", "stop", "store", "sweep", "testing", "widgets",
+    "confidence", "plots_traces", "traces",
 )  # fmt: skip
 
 __all__ = sorted(_EXPORTS)
