@@ -7,8 +7,9 @@ the trace scores of DeepConf (Fu et al. 2025, "Deep Think with Confidence", arXi
   alternatives asked for (``top_logprobs``); servers that add the sampled token to the list
   when it is not among the top k (llama.cpp, vLLM's completion route) give k + 1 entries for
   such tokens, so k is read as the most common list length in the reply and each token
-  averages its k largest entries. Tokens without any candidates are skipped (as DeepConf's
-  reference code does).
+  averages its k largest entries (llama.cpp keys candidates by their text, so two tokens
+  spelled alike leave one entry: such a token averages the ones it has). Tokens without any
+  candidates are skipped (as DeepConf's reference code does).
 - **Stored form**: one IEEE half-precision float per token, little-endian, base64 — 2 bytes
   per token, 2.67 characters in the cache's JSON (the full top-k lists are never stored).
   Half precision keeps about 3 significant digits; confidences are clipped to [0, 65504].
@@ -29,7 +30,7 @@ import struct
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +60,27 @@ def read_logprob(x: object) -> float | None:
     if not math.isfinite(v) or v < LOGPROB_FLOOR or v > LOGPROB_SLACK:
         return None
     return min(v, 0.0)
+
+
+def checked_tops(rows: list[Any]) -> list[list[float]]:
+    """Each token's candidate log-probabilities as read from a reply (a list of numbers per
+    token; None for a token without candidates, as the first of an echo), every number
+    checked by `read_logprob`. ValueError when any row or number is unreadable, or when there
+    are more than `MAX_TOKENS` tokens: a reply's numbers are untrusted."""
+    if len(rows) > MAX_TOKENS:
+        raise ValueError(f"logprobs: more than {MAX_TOKENS} tokens")
+    out: list[list[float]] = []
+    for row in rows:
+        if row is None:
+            out.append([])  # skipped by token_confidences
+            continue
+        if not isinstance(row, list):
+            raise ValueError("logprobs: a token's candidates are not a list")
+        values = [read_logprob(x) for x in row]
+        if any(v is None for v in values):
+            raise ValueError("logprobs: a log-probability is not a finite number <= 0")
+        out.append(values)  # type: ignore[arg-type]
+    return out
 
 
 def token_confidences(tops: Sequence[Sequence[float]]) -> list[float] | None:
@@ -174,6 +196,7 @@ __all__ = [
     "NO_SCORES",
     "SCORES",
     "Scores",
+    "checked_tops",
     "decode",
     "encode",
     "read_logprob",

@@ -89,7 +89,7 @@ def reasoning_timeline(
         y = _label(row, index)
         labels.append(y)
 
-        def at(position: int, y: str = y, trace: Any = trace, scale: float = scale) -> float:
+        def at(position: int, trace: Any = trace, scale: float = scale) -> float:
             return trace.share(position) * scale
 
         add("reasoning", x=[0, scale], y=[y, y], mode="lines",

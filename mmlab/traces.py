@@ -1,6 +1,7 @@
 """Where the thinking goes: switches, first answers, overthinking, underthinking and loops in
-a reasoning text, one row per call — pure functions over result frames (``res.df``,
-``lab.calls()`` joined with its responses by `with_responses`, scaling-curve frames).
+a reasoning text, one row per call — pure functions over result frames (``res.df``, a
+scaling curve's ``curve.result.df``, ``lab.calls()`` joined with its responses by
+`with_responses`).
 
 What is measured, and after whom:
 
@@ -181,11 +182,19 @@ def read_trace(
     if len(words) >= ngram:
         ids: dict[str, int] = {}
         seq = np.array([ids.setdefault(text[s:e], len(ids)) for s, e in words], dtype=np.int64)
-        grams = np.lib.stride_tricks.sliding_window_view(seq, ngram)
-        _, first, inverse, counts = np.unique(grams, axis=0, return_index=True,
-                                              return_inverse=True, return_counts=True)
+        # each n-gram as a 64-bit random linear hash of its word ids (wrapping arithmetic;
+        # two different n-grams collide with chance about 2**-64): one sort of numbers
+        # instead of a sort of rows
+        weights = np.random.default_rng(0).integers(1, 2**63, size=ngram, dtype=np.uint64)
+        count = len(seq) - ngram + 1
+        grams = np.zeros(count, dtype=np.uint64)
+        ids_u = seq.astype(np.uint64)
+        for j in range(ngram):
+            grams += ids_u[j : j + count] * weights[j]
+        _, first, inverse, counts = np.unique(grams, return_index=True, return_inverse=True,
+                                              return_counts=True)  # fmt: skip
         most = int(counts.max())
-        repeats = np.flatnonzero(first[inverse.ravel()] != np.arange(len(grams)))
+        repeats = np.flatnonzero(first[inverse.ravel()] != np.arange(count))
         cover = np.zeros(len(seq) + 1, dtype=np.int64)
         np.add.at(cover, repeats, 1)
         np.add.at(cover, repeats + ngram, -1)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .confidence import MAX_TOKENS, read_logprob, token_confidences
+from .confidence import MAX_TOKENS, checked_tops, token_confidences
 from .errors import APIError, RequestError, classify_status
 from .redaction import redact, redact_secrets
 
@@ -482,9 +482,9 @@ def logprob_tops(logprobs: Any) -> list[list[float]] | None:
     """The candidates' log-probabilities for each generated token of a choice's ``logprobs``:
     the chat form (``content[*].top_logprobs[*].logprob``: OpenAI, OpenRouter; streamed, one
     part per chunk) or the text-completion form (``top_logprobs[*]`` as ``{token: logprob}``:
-    llama.cpp's completion route). None when there are none (absent or null); ValueError
-    when any is unreadable — a reply's numbers are untrusted (`mmlab.confidence.read_logprob`:
-    finite, within bounds), and the caller drops the confidence, never the answer."""
+    llama.cpp's completion route). None when there are none; ValueError when any is
+    unreadable (`mmlab.confidence.checked_tops`): the caller drops the confidence, never the
+    answer."""
     if not isinstance(logprobs, Mapping):
         return None
     content = logprobs.get("content")
@@ -497,20 +497,7 @@ def logprob_tops(logprobs: Any) -> list[list[float]] | None:
                 for d in logprobs["top_logprobs"]]  # fmt: skip
     else:
         return None
-    out: list[list[float]] = []
-    for row in rows:
-        if row is None:
-            out.append([])  # a token without candidates (the first of an echo): skipped later
-            continue
-        if not isinstance(row, list):
-            raise ValueError("logprobs: a token's candidates are not a list")
-        values = [read_logprob(x) for x in row]
-        if any(v is None for v in values):
-            raise ValueError("logprobs: a log-probability is not a finite number <= 0")
-        out.append(values)  # type: ignore[arg-type]
-    if len(out) > MAX_TOKENS:
-        raise ValueError(f"logprobs: more than {MAX_TOKENS} tokens")
-    return out
+    return checked_tops(rows)
 
 
 def confidence_of(logprobs: Any) -> list[float] | None:

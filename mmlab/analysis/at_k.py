@@ -633,7 +633,7 @@ def conf_at_k(
         if missing:
             note = (f"{missing} call(s) have no confidence series (no top_logprobs asked, "
                     "or none or unreadable ones returned): conf@k is undefined")
-            values = np.full(len(conf), math.nan)
+            values = np.zeros(len(conf))  # placeholders: the row's figures are set to NaN
         else:
             results = [_conf_problem(lab, sc, k, keep, weight, tie, limit, rng) for lab, sc in conf]
             values = np.array([v for v, _ in results])
@@ -644,7 +644,7 @@ def conf_at_k(
         if missing:
             row["estimate"], row["ci_low"], row["ci_high"] = math.nan, math.nan, math.nan
         maj_low, maj_high = bootstrap_mean(maj_values, resamples, seed, level)
-        diff = values - maj_values
+        diff = values - maj_values if not missing else np.full(len(conf), math.nan)
         diff_low, diff_high = (bootstrap_mean(diff, resamples, seed, level) if not missing
                                else (math.nan, math.nan))  # fmt: skip
         rows.append({
