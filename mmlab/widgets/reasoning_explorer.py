@@ -92,7 +92,8 @@ class ReasoningExplorer:
         readable = [i for i, t in zip(df.index, df["reasoning"] if "reasoning" in df else [],
                                       strict=False) if isinstance(t, str) and t.strip()]
         self.call = W.Dropdown(options=[(self._call_label(i), i) for i in readable],
-                               value=readable[0] if readable else None, description="call")
+                               value=readable[0] if readable else None, description="call",
+                               layout=W.Layout(width="520px"))  # fmt: skip
         self.trace = W.HTML()
         self.call.observe(lambda _change: self.show_trace(), names="value")
         widen_labels(self.call, width="90px")
