@@ -58,9 +58,10 @@ _EXPORTS: dict[str, str] = {
 
 #: The public submodules, reachable as ``mmlab.<name>`` after ``import mmlab``.
 SUBMODULES = (
-    "analysis", "bundle", "cachekey", "config", "design", "endpoints", "engine", "errors", "fields",
-    "ledger", "params", "plots", "pricing", "probe", "problems", "reference", "report",
-    "result", "scaling", "scorers", "sequential", "stop", "store", "sweep", "testing", "widgets",
+    "analysis", "bundle", "cachekey", "confidence", "config", "design", "endpoints", "engine",
+    "errors", "fields", "ledger", "params", "plots", "plots_traces", "pricing", "probe",
+    "problems", "reference", "report", "result", "scaling", "scorers", "sequential", "stop",
+    "store", "sweep", "testing", "traces", "widgets",
 )  # fmt: skip
 
 __all__ = sorted(_EXPORTS)

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .confidence import series_problem
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -38,11 +40,12 @@ USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cache
 
 #: What a field's values are. ``text``: a string that is always there (an answer);
 #: ``label``: a short string or None (repeats across rows: interned); ``int``: a count >= 0;
-#: ``float``: a finite number >= 0; ``bool``: a flag; ``json``: structured data as returned.
-KINDS = ("text", "label", "int", "float", "bool", "json")
+#: ``float``: a finite number >= 0; ``bool``: a flag; ``json``: structured data as returned;
+#: ``series``: a per-token series in its compact stored form (`mmlab.confidence`) or None.
+KINDS = ("text", "label", "int", "float", "bool", "json", "series")
 #: The pandas dtype each kind has in every frame.
 DTYPES = {"text": "object", "label": "object", "int": "Int64", "float": "float64",
-          "bool": "boolean", "json": "object"}  # fmt: skip
+          "bool": "boolean", "json": "object", "series": "object"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,15 @@ FIELDS: tuple[Field, ...] = (
        attr="reasoning_details"),
     _f("notice", "label", "what the endpoint said besides the answer", "c",
        attr="notice"),
+    # token confidence (DeepConf, `mmlab.confidence`): the series is stored, its scores derived
+    _f("confidence", "series", "per-token confidence, half floats in base64 (None: no "
+       "top_logprobs; mmlab.confidence.decode reads it)", "cs", attr="confidence"),
+    *(_f(f"conf_{name}", "float", doc, "s", attr=f"trace_confidence.{name}") for name, doc in (
+        ("mean", "mean token confidence (NaN: no series)"),
+        ("lowest", "lowest 2048-token group confidence (DeepConf)"),
+        ("bottom10", "mean of the lowest 10% of 2048-token groups (DeepConf)"),
+        ("tail", "mean confidence of the last 2048 tokens (DeepConf)"),
+    )),
 )  # fmt: skip
 
 BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS}
@@ -235,7 +247,7 @@ def cache_form(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 #: Cache-form fields written only when they hold something (older entries lack them).
-_OPTIONAL = frozenset({"reasoning_details", "notice"})
+_OPTIONAL = frozenset({"reasoning_details", "notice", "confidence"})
 #: Cache-form fields every stored response has, besides its text.
 _REQUIRED = frozenset({"cost_source", "created"})
 
@@ -290,6 +302,8 @@ def _problem(f: Field, v: Any, required: bool) -> str | None:
     if f.kind == "json":
         ok = isinstance(v, list) and all(isinstance(d, Mapping) for d in v)
         return None if ok else "a list of objects or null"
+    if f.kind == "series":
+        return series_problem(v)
     raise AssertionError(f"unknown kind {f.kind}")
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .confidence import Scores, encode, scores_of
 from .fields import CACHED, cache_form
 from .wire import Reply, Usage, is_truncated
 
@@ -65,6 +66,16 @@ class Response:
     ``.encrypted``), as returned; `message()` hands them back on the next turn."""
     notice: str | None = None
     """What the endpoint said besides the answer, e.g. MiniMax's "Token limit reached"."""
+    confidence: str | None = None
+    """Each generated token's confidence (DeepConf), in its compact stored form (half floats,
+    base64: `mmlab.confidence.decode`); None when the call asked for no ``top_logprobs`` or the
+    endpoint returned none (or unreadable ones)."""
+
+    @property
+    def trace_confidence(self) -> Scores:
+        """The DeepConf trace scores of `confidence` at the default 2048-token window (NaN
+        without a series); other windows: `mmlab.confidence.scores_of`."""
+        return scores_of(self.confidence)
 
     def served_another_model(self, asked: str) -> bool:
         """Whether the model that answered is not `asked` — a fallback — rather than the same
@@ -179,6 +190,7 @@ class Result(Response):
             get("created", 0.0),
             get("reasoning_details"),
             get("notice"),
+            get("confidence"),
             True,  # cache_hit
             0.0,  # spent_usd
             (cost or 0.0) if saved else 0.0,  # saved_usd
@@ -205,6 +217,7 @@ class Result(Response):
             ttft_s=reply.ttft_s,
             reasoning_details=reply.reasoning_details,
             notice=reply.notice,
+            confidence=encode(reply.confidence) if reply.confidence else None,
             **kw,
         )
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .confidence import MAX_TOKENS, checked_tops, token_confidences
 from .errors import APIError, RequestError, classify_status
 from .redaction import redact, redact_secrets
 
@@ -166,6 +167,9 @@ class Reply:
     """What the endpoint said besides the answer (MiniMax's "Token limit reached" chunk)."""
     cache_status: str | None = None
     """OpenRouter's ``X-OpenRouter-Cache-Status`` response header (HIT | MISS), if sent."""
+    confidence: list[float] | None = None
+    """Each generated token's confidence (`mmlab.confidence`), when the reply carried readable
+    ``top_logprobs``; None otherwise (not asked, not given, or malformed: never an error)."""
 
 
 def scrub_reply(reply: Reply) -> Reply:
@@ -423,6 +427,7 @@ def parse_completion(body: Any) -> Reply:
         usage_reported=usage_readable(raw_usage),
         reasoning_mode=_mode(mode, reasoning, usage, details),
         reasoning_details=details,
+        confidence=confidence_of(choice.get("logprobs")),
     )
 
 
@@ -470,6 +475,39 @@ def _mode(mode: str, reasoning: str, usage: Usage, details: list[Any] | None) ->
         isinstance(d, Mapping) and d.get("type") == "reasoning.encrypted" for d in details or ()
     )
     return "encrypted" if encrypted or usage.reasoning_tokens > 0 else mode
+
+
+# --- log-probabilities ---------------------------------------------------------------------
+def logprob_tops(logprobs: Any) -> list[list[float]] | None:
+    """The candidates' log-probabilities for each generated token of a choice's ``logprobs``:
+    the chat form (``content[*].top_logprobs[*].logprob``: OpenAI, OpenRouter; streamed, one
+    part per chunk) or the text-completion form (``top_logprobs[*]`` as ``{token: logprob}``:
+    llama.cpp's completion route). None when there are none; ValueError when any is
+    unreadable (`mmlab.confidence.checked_tops`): the caller drops the confidence, never the
+    answer."""
+    if not isinstance(logprobs, Mapping):
+        return None
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        tops = [e.get("top_logprobs") if isinstance(e, Mapping) else False for e in content]
+        rows = [[t.get("logprob") if isinstance(t, Mapping) else None for t in top]
+                if isinstance(top, list) else top for top in tops]  # fmt: skip
+    elif isinstance(logprobs.get("top_logprobs"), list):
+        rows = [list(d.values()) if isinstance(d, Mapping) else (None if d is None else False)
+                for d in logprobs["top_logprobs"]]  # fmt: skip
+    else:
+        return None
+    return checked_tops(rows)
+
+
+def confidence_of(logprobs: Any) -> list[float] | None:
+    """The token confidences of a non-streamed choice's ``logprobs`` (`logprob_tops`), None
+    when there are none or they are malformed."""
+    try:
+        tops = logprob_tops(logprobs)
+    except ValueError:
+        return None
+    return token_confidences(tops) if tops else None
 
 
 # --- streaming --------------------------------------------------------------------------------
@@ -556,6 +594,7 @@ class StreamAssembler:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._details: list[Any] = []
+        self._tops: list[list[float]] | None = []  # None: a chunk's logprobs were unreadable
 
     def feed_line(self, line: str) -> None:
         """Feed one line of the event stream (without its newline)."""
@@ -631,6 +670,7 @@ class StreamAssembler:
             details = delta.get("reasoning_details")
             if isinstance(details, list) and details:
                 self._details.extend(details)
+            self._logprobs(choice.get("logprobs"))
             if reasoning:
                 self.native_reasoning = True
                 self._emit("reasoning", reasoning)
@@ -644,6 +684,19 @@ class StreamAssembler:
                 reply.finish_reason = label(choice["finish_reason"])
                 reply.native_finish_reason = label(choice.get("native_finish_reason"))
                 _check_finish(choice, reply.billed_cost_usd, reply.generation_id)
+
+    def _logprobs(self, logprobs: Any) -> None:
+        if self._tops is None:
+            return
+        try:
+            tops = logprob_tops(logprobs)
+        except ValueError:
+            self._tops = None  # one unreadable part spoils the series (it would misalign)
+            return
+        if tops:
+            self._tops.extend(tops)
+            if len(self._tops) > MAX_TOKENS:
+                self._tops = None
 
     @property
     def began(self) -> bool:
@@ -688,6 +741,7 @@ class StreamAssembler:
             self.reply.reasoning = self.reply.reasoning.strip()
             self.reply.reasoning_mode = "leaked"
         self.reply.reasoning_details = _merge_details(self._details) or None
+        self.reply.confidence = token_confidences(self._tops) if self._tops else None
         self.reply.reasoning_mode = _mode(
             self.reply.reasoning_mode, self.reply.reasoning, self.reply.usage,
             self.reply.reasoning_details,

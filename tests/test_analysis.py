@@ -16,12 +16,14 @@ from mmlab.analysis import (
     accuracy_vs_reasoning,
     at_k,
     compare,
+    conf_at_k,
     cons_at_k,
     cost_per_correct,
     maj_at_k,
     pareto_frontier,
     pass_at_k,
     reasoning_share,
+    short_m_at_k,
     summarize,
     t95,
     truncation_rate,
@@ -854,3 +856,180 @@ def test_compare_end_to_end_family_wise_error_with_three_arms():
         out = compare(arms_frame(scores), "arm", resamples=50)
         claims += bool(out["significant"].any())
     assert claims / 400 <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 400)
+
+
+# --- short-m@k and conf@k (Hassid et al. 2025; DeepConf, Fu et al. 2025) ----------------------
+def _chains(problems: list[list[tuple[str | None, float]]], gold: str = "1",
+            conf: list[list[float]] | None = None) -> pd.DataFrame:
+    """One row per sample: (vote, reasoning tokens) per problem; optional trace scores."""
+    from mmlab.confidence import encode
+
+    rows = []
+    for p, problem in enumerate(problems):
+        for s, (vote, length) in enumerate(problem):
+            row = {"prompt_id": f"p{p}", "sample": s, "answer": gold, "error": None,
+                   "content": f"so \\boxed{{{vote}}}" if vote else "no idea",
+                   "reasoning_tokens": length}  # fmt: skip
+            if conf is not None:
+                row["confidence"] = encode([conf[p][s]])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _brute_short_m(chain: list[tuple[str | None, float]], gold: str, m: int, k: int) -> float:
+    """Every k-subset: its m shortest (ties by sample), majority, ties to the shortest."""
+    wins = []
+    for sub in itertools.combinations(range(len(chain)), k):
+        first = sorted(sub, key=lambda i: (chain[i][1], i))[:m]
+        votes = [chain[i][0] for i in first if chain[i][0] is not None]
+        if not votes:
+            wins.append(0.0)
+            continue
+        counts = Counter(votes)
+        top = max(counts.values())
+        winner = next(v for v in votes if counts[v] == top)  # the earliest-finishing of the tied
+        wins.append(float(winner == gold))
+    return float(np.mean(wins))
+
+
+def test_short_m_at_k_by_hand():
+    # four chains: the two shortest say 1, the two longest 2
+    chain = [("1", 10), ("2", 40), ("1", 20), ("2", 30)]
+    df = _chains([chain])
+    # short-1@1 is the share right; short-1@4 the shortest chain's answer
+    assert short_m_at_k(df, 1, 1)["estimate"].iloc[0] == 0.5
+    assert short_m_at_k(df, 1, 4)["estimate"].iloc[0] == 1.0
+    # short-2@4: the two shortest both say 1; maj@4 is a 2-2 tie (0), short-4@4 breaks it
+    # to the shortest chain's answer
+    assert short_m_at_k(df, 2, 4)["estimate"].iloc[0] == 1.0
+    assert maj_at_k(df, 4)["estimate"].iloc[0] == 0.0
+    assert short_m_at_k(df, 4, 4)["estimate"].iloc[0] == 1.0
+    # short-1@2 over the 6 pairs: right when the shorter of the pair says 1 — the pairs
+    # {10,x} (3) and {20,30}, {20,40} → 5 of 6
+    one = short_m_at_k(df, 1, 2)
+    assert one["estimate"].iloc[0] == pytest.approx(5 / 6)
+    # tokens: each pair runs until the shorter finishes, both chains: 2 * min of the pair
+    pairs = [2 * min(a, b) for a, b in itertools.combinations([10, 40, 20, 30], 2)]
+    assert one["thinking_tokens"].iloc[0] == pytest.approx(np.mean(pairs))
+    assert one["all_k_tokens"].iloc[0] == pytest.approx(2 * 25.0)
+    assert one["token_share"].iloc[0] == pytest.approx(np.mean(pairs) / 50.0)
+    assert list(one.columns[:7]) == at_k.AT_K_COLUMNS
+
+
+def test_short_m_at_k_matches_enumeration_of_all_subsets():
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        n = int(rng.integers(1, 9))
+        k = int(rng.integers(1, n + 1))
+        m = int(rng.integers(1, k + 1))
+        chain = [(rng.choice(["1", "2", "3", None]), float(rng.integers(1, 6))) for _ in range(n)]
+        got = short_m_at_k(_chains([chain]), m, k)["estimate"].iloc[0]
+        assert got == pytest.approx(_brute_short_m(chain, "1", m, k), abs=1e-12), (chain, m, k)
+        # the tokens it spends, by enumeration too
+        spent = [sum(sorted(chain[i][1] for i in sub)[:m]) + (k - m) * sorted(
+            chain[i][1] for i in sub)[m - 1] for sub in itertools.combinations(range(n), k)]
+        assert short_m_at_k(_chains([chain]), m, k)["thinking_tokens"].iloc[0] == (
+            pytest.approx(np.mean(spent)))
+
+
+def _brute_deepconf(votes, scores, gold, keep, weight, tie) -> float:
+    """DeepConf's offline procedure written as its reference code does it: traces with an
+    answer, kept at or above the (1 - keep) percentile of their scores, weighted vote."""
+    valid = [(v, s) for v, s in zip(votes, scores, strict=True) if v is not None]
+    if not valid:
+        return 0.0
+    threshold = np.percentile([s for _, s in valid], (1 - keep) * 100)
+    totals: dict[str, float] = {}
+    for v, s in valid:
+        if s >= threshold:
+            totals[v] = totals.get(v, 0.0) + (s if weight else 1.0)
+    top = max(totals.values())
+    if totals.get(gold, -1) < top:
+        return 0.0
+    tied = sum(1 for t in totals.values() if t == top)
+    return 1.0 if tied == 1 else (1 / tied if tie == "random" else 0.0)
+
+
+def test_conf_at_k_matches_the_reference_procedure_over_all_subsets():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n = int(rng.integers(1, 9))
+        k = int(rng.integers(1, n + 1))
+        votes = [rng.choice(["1", "2", "3", None]) for _ in range(n)]
+        scores = list(rng.choice(np.arange(1, 60) / 4, size=n, replace=False))  # exact halves
+        keep, weight = float(rng.choice([0.1, 0.3, 0.5, 0.9])), bool(rng.integers(2))
+        tie = str(rng.choice(["none", "random"]))
+        df = _chains([[(v, 1) for v in votes]], conf=[scores])
+        got = conf_at_k(df, k, keep=keep, weight=weight, score="mean", tie=tie)
+        want = np.mean([_brute_deepconf([votes[i] for i in sub], [scores[i] for i in sub], "1",
+                                        keep, weight, tie)
+                        for sub in itertools.combinations(range(n), k)])  # fmt: skip
+        assert got["estimate"].iloc[0] == pytest.approx(want, abs=1e-12)
+        assert got["maj_estimate"].iloc[0] == pytest.approx(
+            maj_at_k(df, k, tie=tie)["estimate"].iloc[0])
+
+
+def test_conf_at_k_beats_the_majority_when_confidence_tells_right_from_wrong():
+    # five of eight chains wrong ("2") but unsure, three right and sure: maj@8 is wrong,
+    # conf@8 (top 10%: the single most confident chain) right, and so is the weighted vote
+    votes = ["2", "2", "1", "2", "1", "2", "1", "2"]
+    scores = [1.0, 1.5, 9.0, 1.25, 8.5, 2.0, 8.0, 1.75]
+    df = _chains([[(v, 1) for v in votes]], conf=[scores])
+    out = conf_at_k(df, 8, keep=0.1, score="mean")
+    assert out["estimate"].iloc[0] == 1.0 and out["maj_estimate"].iloc[0] == 0.0
+    assert out["diff"].iloc[0] == 1.0 and out["note"].iloc[0] is None
+    assert conf_at_k(df, 8, keep=0.9, score="mean")["estimate"].iloc[0] == 1.0  # weighted
+    assert conf_at_k(df, 8, keep=0.9, weight=False, score="mean")["estimate"].iloc[0] == 0.0
+
+
+def test_conf_at_k_monte_carlo_past_the_limit_and_intervals_over_problems():
+    rng = np.random.default_rng(2)
+    problems, conf = [], []
+    for _ in range(6):
+        problems.append([(str(rng.choice(["1", "1", "2", "3"])), 1) for _ in range(14)])
+        conf.append(list(rng.choice(np.arange(1, 200) / 8, size=14, replace=False)))
+    df = _chains(problems, conf=conf)
+    exact = conf_at_k(df, 7, keep=0.9, score="mean")
+    sampled = conf_at_k(df, 7, keep=0.9, score="mean", limit=3000)
+    assert "Monte Carlo over 3000" in sampled["ci_method"].iloc[0]
+    assert "Monte Carlo" not in exact["ci_method"].iloc[0]
+    assert sampled["estimate"].iloc[0] == pytest.approx(exact["estimate"].iloc[0], abs=0.03)
+    row = exact.iloc[0]
+    assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+    assert row["maj_ci_low"] <= row["maj_estimate"] <= row["maj_ci_high"]
+    assert row["diff_ci_low"] <= row["diff"] <= row["diff_ci_high"]
+    assert row["n_problems"] == 6 and "bootstrap-t over problems" in row["ci_method"]
+
+
+def test_conf_at_k_without_confidence_is_nan_with_a_reason():
+    df = _chains([[("1", 1), ("2", 1), ("1", 1)]], conf=[[1.0, 2.0, 3.0]])
+    df.loc[1, "confidence"] = None  # an endpoint that returned no logprobs for one call
+    out = conf_at_k(df, 2)
+    assert math.isnan(out["estimate"].iloc[0]) and math.isnan(out["diff"].iloc[0])
+    assert "no confidence series" in out["note"].iloc[0]
+    assert out["maj_estimate"].iloc[0] == maj_at_k(df, 2)["estimate"].iloc[0]
+    # one problem: an estimate, no interval (nothing to resample)
+    single = conf_at_k(df.assign(confidence=df["confidence"].fillna(df["confidence"][0])), 2)
+    assert single["estimate"].notna().all() and single["ci_low"].isna().all()
+
+
+@pytest.mark.parametrize(("call", "field"), [
+    (lambda: short_m_at_k(_chains([[("1", 1), ("2", 2)]]), 3, 2), "m"),
+    (lambda: short_m_at_k(_chains([[("1", 1), ("2", 2)]]), 0, 2), "m"),
+    (lambda: short_m_at_k(_chains([[("1", 1), ("2", 2)]]), 1, 3), "k"),
+    (lambda: short_m_at_k(_chains([[("1", 1)]]).drop(columns="reasoning_tokens"), 1, 1),
+     "reasoning_tokens"),
+    (lambda: short_m_at_k(_chains([[("1", 1), ("2", None)]]), 1, 1), "reasoning_tokens"),
+    (lambda: short_m_at_k(_chains([[("1", 1)]]).drop(columns="answer"), 1, 1), "answer"),
+    (lambda: conf_at_k(_chains([[("1", 1)]]), 1), "confidence"),
+    (lambda: conf_at_k(_chains([[("1", 1)]], conf=[[1.0]]), 2), "k"),
+    (lambda: conf_at_k(_chains([[("1", 1)]], conf=[[1.0]]), 1, keep=0), "keep"),
+    (lambda: conf_at_k(_chains([[("1", 1)]], conf=[[1.0]]), 1, keep=10), "keep"),
+    (lambda: conf_at_k(_chains([[("1", 1)]], conf=[[1.0]]), 1, score="max"), "score"),
+    (lambda: conf_at_k(_chains([[("1", 1)]], conf=[[1.0]]), 1, window=0), "window"),
+    (lambda: conf_at_k(_chains([[("1", 1)]], conf=[[1.0]]), 1, tie="coin"), "tie"),
+])  # fmt: skip
+def test_short_m_and_conf_at_k_bad_input_names_the_field(call, field):
+    with pytest.raises(RequestError) as info:
+        call()
+    assert info.value.field == field

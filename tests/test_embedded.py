@@ -109,6 +109,33 @@ def test_effort_bounds_thinking_then_answers(local_lab):
     assert r.content.strip()
 
 
+def test_a_call_with_top_logprobs_stores_token_confidences(local_lab):
+    from mmlab.confidence import decode
+
+    assert local_lab.endpoint.capabilities.logprobs
+    ask = {"max_tokens": 6, "temperature": 0.0, "seed": 3, "logprobs": True, "top_logprobs": 3}
+    plain = local_lab.chat("What is 2 + 3?", **ask)
+    series = decode(plain.confidence)
+    # one confidence per generated token (the chat route), each -mean of 3 log-probabilities
+    assert len(series) == plain.usage.completion_tokens and (series > 0).all()
+    assert 0 < plain.trace_confidence.lowest <= plain.trace_confidence.mean
+    hit = local_lab.chat("What is 2 + 3?", **ask)
+    assert hit.cache_hit and hit.confidence == plain.confidence
+    assert local_lab.chat("What is 2 + 3?", max_tokens=6, seed=3).confidence is None
+
+
+@pytest.mark.slow  # llama-cpp-python's completion route normalises its whole logit buffer
+def test_prompted_thinking_with_top_logprobs_joins_its_phases_confidences(local_lab):
+    from mmlab.confidence import decode
+
+    ask = {"max_tokens": 8, "temperature": 0.0, "seed": 3, "logprobs": True, "top_logprobs": 3}
+    thought = local_lab.chat("What is 2 + 3?", reasoning={"max_tokens": 4}, **ask)
+    assert thought.reasoning_mode == "prompted" and thought.usage.reasoning_tokens > 0
+    # the think and answer phases' generated tokens, in order (re-tokenising the joined text
+    # may count one or two tokens differently)
+    assert abs(len(decode(thought.confidence)) - thought.usage.completion_tokens) <= 2
+
+
 def test_no_reasoning_request_passes_prompts_untouched():
     assert not wants_reasoning({"messages": []})
     assert not wants_reasoning({"reasoning": {"effort": "none"}})

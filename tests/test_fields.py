@@ -5,11 +5,13 @@ the log row are derived from the declaration."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pandas as pd
 import pytest
 
 from mmlab import fields, grid, pin
+from mmlab.confidence import encode
 from mmlab.fields import CACHED, check_response
 from mmlab.result import Response, Result
 from mmlab.wire import Usage
@@ -67,7 +69,7 @@ def test_the_cache_form_and_its_check_come_from_the_declaration():
                  provider="P", model="m-served", generation_id="g", native_finish_reason="end",
                  reasoning_mode="native", price_ref=None, created=1.0,
                  reasoning_details=[{"type": "reasoning.text", "text": "x"}],
-                 notice="n")  # fmt: skip
+                 notice="n", confidence=encode([0.5, 1.25, 3.0]))  # fmt: skip
     rec = r.to_dict()
     check_response(rec)
     assert set(rec) == {(f.key or f.column).split(".")[0] for f in CACHED}
@@ -82,6 +84,8 @@ def test_the_cache_form_and_its_check_come_from_the_declaration():
                       ({**rec, "usage": {**rec["usage"], "prompt_tokens": -1}},
                        "response.usage.prompt_tokens must be an integer >= 0"),
                       ({**rec, "cost_source": "free"}, "response.cost_source must be one of"),
+                      ({**rec, "confidence": "not base64!"}, "response.confidence must be base64"),
+                      ({**rec, "confidence": "AAAA"}, "response.confidence must be a whole"),
                       ({**rec, "extra": 1}, "unknown field")]:  # fmt: skip
         with pytest.raises(ValueError, match=said.replace(".", r"\.")):
             check_response(bad)
@@ -93,3 +97,36 @@ def test_every_result_attribute_is_declared_or_a_call_fact():
     assert attributes - declared == {"sample", "cache_key"}  # facts of the call, not its result
     assert fields.NOT_PARAMETERS >= {"content", "cost_usd", "served_model", "call_id", "cell"}
     assert "model" not in fields.NOT_PARAMETERS and "temperature" not in fields.NOT_PARAMETERS
+
+
+def test_a_call_with_top_logprobs_stores_its_confidence_series(db):
+    import sqlite3
+
+    from helpers import FAKE_KEY
+
+    from mmlab import Lab
+    from mmlab.confidence import decode, trace_scores
+    from mmlab.endpoints import OpenRouter
+    from mmlab.testing import StandIn
+
+    with StandIn(logprobs=True, thinks=3000) as server:
+        lab = Lab(endpoint=OpenRouter(server.url, FAKE_KEY), db=db, quiet=True)
+        plain = lab.chat("What is 2 + 2?", tag="plain")
+        r = lab.chat("What is 2 + 2?", logprobs=True, top_logprobs=5, tag="lp")
+        series = decode(r.confidence)
+        assert len(series) == r.usage.completion_tokens > 3000
+        assert r.trace_confidence == pytest.approx(trace_scores(series))
+        assert plain.confidence is None and math.isnan(plain.trace_confidence.mean)
+        # a hit reads it back; the frame has the series and its four scores
+        hit = lab.chat("What is 2 + 2?", logprobs=True, top_logprobs=5)
+        assert hit.cache_hit and hit.confidence == r.confidence
+        df = lab.sweep(["What is 2 + 2?"], grid(logprobs=[True], top_logprobs=[5]),
+                       tag="lp").run(progress=False).df  # fmt: skip
+        assert df["confidence"].iloc[0] == r.confidence
+        assert df["conf_lowest"].iloc[0] == pytest.approx(r.trace_confidence.lowest)
+        assert df["conf_mean"].dtype == "float64"
+        # the cache holds 2 bytes a token in base64: at most 4 bytes a token of its JSON
+        rows = dict(sqlite3.connect(db).execute("SELECT key, LENGTH(response) FROM cache"))
+        grown = rows[r.cache_key] - rows[plain.cache_key] - len('"confidence":"",')
+        assert grown / len(series) <= 4
+        lab.close()

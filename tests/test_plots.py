@@ -103,3 +103,58 @@ def test_setup_notebook_is_lean():
     assert pio.renderers.default == "plotly_mimetype"
     assert pio.templates.default == "mmlab"
     assert len(json.dumps(plots.template().to_plotly_json())) < 1500
+
+
+# --- where the thinking goes (mmlab.plots_traces) ----------------------------------------------
+def _traces_frame() -> pd.DataFrame:
+    from mmlab.confidence import encode
+
+    right = "We add: 2 + 3 = 5. Wait, is that right? The answer is 5."
+    loop = "Hmm. " + "let me count the apples again and again " * 8
+    rows = []
+    for i, (text, t) in enumerate([(right, 0.0), (loop, 0.0), (right, 1.0), ("It is 6.", 1.0)]):
+        rows.append({"prompt_id": f"p{i % 2}", "sample": i // 2, "temperature": t,
+                     "reasoning": text, "reasoning_tokens": 40 + i, "content": "5",
+                     "completion_tokens": 50 + i,
+                     "answer": "5", "error": None, "confidence": encode([1.0 + i] * 50)})
+    return pd.DataFrame(rows)
+
+
+def test_reasoning_timeline_marks_switches_answers_and_loops():
+    from mmlab import plots_traces
+
+    df = _traces_frame()
+    fig = plots_traces.reasoning_timeline(df, ngram=5)
+    assert fig.layout.title.text == "Where the thinking goes"
+    assert fig.layout.xaxis.title.text == "position in the reasoning (tokens)"
+    assert fig.layout.yaxis.title.text == "call"
+    names = {t.name for t in fig.data}
+    assert names == {"reasoning", "switch", "first answer", "first correct", "loop"}
+    first = next(t for t in fig.data if t.name == "first correct")
+    right = df["reasoning"][0]
+    assert first.x[0] == pytest.approx((right.index("= 5") + 3) / len(right) * 40)
+    assert list(fig.layout.yaxis.categoryarray) == ["p1 / 1", "p0 / 1", "p1 / 0", "p0 / 0"]
+    json.loads(pio.to_json(fig))  # serialisable
+    with pytest.raises(Exception, match="reasoning"):
+        plots_traces.reasoning_timeline(df.drop(columns="reasoning"))
+
+
+def test_overthinking_and_loops_by_a_swept_parameter():
+    from mmlab import plots_traces
+
+    fig = plots_traces.overthinking_by(_traces_frame(), ngram=5)
+    assert fig.layout.title.text == "Overthinking and loops by temperature"
+    assert fig.layout.xaxis.title.text == "temperature"
+    assert fig.layout.yaxis.title.text == "overthinking (reasoning tokens)"
+    assert fig.layout.yaxis2.title.text == "loop share (of reasoning words)"
+    assert len(fig.data) == 2 and list(fig.data[0].x) == ["0.0", "1.0"]
+    # temperature 0: one call 56 of its 65 words repeating, one without; none at 1
+    assert fig.data[1].y[0] == pytest.approx(56 / 65 / 2) and fig.data[1].y[1] == 0.0
+
+
+def test_confidence_trace():
+    from mmlab import plots_traces
+
+    fig = plots_traces.confidence_trace(_traces_frame(), window=10)
+    assert len(fig.data) == 4 and fig.layout.xaxis.title.text == "generated token"
+    assert list(fig.data[2].y)[:2] == [3.0, 3.0]

@@ -93,6 +93,29 @@ def test_reasoning_explorer(sweep_df):
     assert "rate" in rx.table.value
 
 
+def test_reasoning_explorer_highlights_where_the_thinking_goes(sweep_df):
+    text = ("<b>2 + 3 = 4</b>. Wait, 2 + 3 = 5. " + "I repeat myself here. " * 12
+            + "Alternatively <script>alert(1)</script>")  # fmt: skip
+    df = sweep_df.assign(answer="5")
+    df.loc[df.index[1], "reasoning"] = text
+    rx = ReasoningExplorer(df)
+    assert rx.call.value == df.index[0] and "step0" in rx.trace.value  # the first call shown
+    assert len(rx.call.options) == int((df["reasoning"].str.strip() != "").sum())
+    rx.call.value = df.index[1]
+    shown = rx.trace.value
+    # the model's text is escaped; the marks are ours
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and "&lt;b&gt;" in shown
+    assert '<span class="mmlab-t-switch">Wait</span>' in shown
+    assert '<span class="mmlab-t-switch">Alternatively</span>' in shown
+    assert '<span class="mmlab-t-answer">= 4</span>' in shown  # the first candidate
+    assert '<span class="mmlab-t-correct">= 5</span>' in shown  # the first correct one
+    assert 'class="mmlab-t-loop"' in shown and "first correct</span>" in shown
+    assert shown == rx.trace_html and rx.trace in rx.widget.children
+    # a frame without reasoning text has no trace view
+    bare = ReasoningExplorer(sweep_df.drop(columns="reasoning"))
+    assert bare.trace_html == "" and bare.trace not in bare.widget.children
+
+
 def test_cost_planner_from_prices_and_from_the_log(lab):
     cp = CostPlanner(
         EMBEDDED,

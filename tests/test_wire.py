@@ -223,3 +223,70 @@ def test_leaked_think_prefix_is_split(db):
     assert r.reasoning.startswith("step0") and "<think>" not in r.content
     assert r.reasoning_mode == "leaked" and r.content.startswith("The answer")
     assert (s.reasoning, s.content) == (r.reasoning, r.content)
+
+
+# --- log-probabilities: token confidence (mmlab.confidence) ---------------------------------
+def _token(lps: list[float]) -> dict:
+    return {"token": "t", "logprob": lps[0],
+            "top_logprobs": [{"token": f"t{i}", "logprob": lp} for i, lp in enumerate(lps)]}
+
+
+TOPS = [[-0.1, -2.3, -3.0], [-0.5, -1.0, -2.0]]
+CONF = [5.4 / 3, 3.5 / 3]
+
+
+def _completion(logprobs: object, **message: object) -> dict:
+    return {"choices": [{"message": {"content": "The answer is 4", **message},
+                         "finish_reason": "stop", "logprobs": logprobs}]}  # fmt: skip
+
+
+def test_logprobs_give_each_tokens_confidence_in_both_forms():
+    chat = parse_completion(_completion({"content": [_token(t) for t in TOPS]}))
+    assert chat.confidence == pytest.approx(CONF) and chat.content == "The answer is 4"
+    # llama.cpp's text-completion route: {token: logprob} per token, the sampled token added
+    # when it is not among the top k (4 entries here), None for a token without candidates
+    legacy = {"choices": [{"text": "4", "finish_reason": "stop", "logprobs": {
+        "tokens": ["a", "b", "c"], "token_logprobs": [-0.1, -0.5, -9.0],
+        "top_logprobs": [{"a": -0.1, "x": -2.3, "y": -3.0}, None,
+                         {"p": -0.5, "q": -1.0, "r": -2.0, "c": -9.0}]}}]}  # fmt: skip
+    assert parse_completion(legacy).confidence == pytest.approx(CONF)
+    for absent in (None, {}, {"content": None}, {"content": []}):
+        assert parse_completion(_completion(absent)).confidence is None
+
+
+@pytest.mark.parametrize("bad", [
+    {"content": [_token([-0.1, float("nan")])]},
+    {"content": [_token([-0.1, 5.0])]},  # a probability above 1
+    {"content": [_token([-0.1, -1e9])]},  # beyond any real figure
+    {"content": [_token([-0.1, "-2"])]},
+    {"content": [{"token": "t", "top_logprobs": "many"}]},
+    {"content": ["t"]},
+    {"content": [{"token": "t", "top_logprobs": [["-1"]]}]},
+    {"top_logprobs": [{"a": float("inf")}]},
+    {"top_logprobs": [[-1.0]]},
+])  # fmt: skip
+def test_malformed_logprobs_drop_the_confidence_never_the_answer(bad):
+    reply = parse_completion(_completion(bad, reasoning="2 + 2"))
+    assert reply.confidence is None
+    assert reply.content == "The answer is 4" and reply.reasoning == "2 + 2"
+
+
+def _chunk(text: str, logprobs: object = None, finish: str | None = None) -> list[str]:
+    choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+    if logprobs is not None:
+        choice["logprobs"] = logprobs
+    return [f"data: {json.dumps({'choices': [choice]})}", ""]
+
+
+def test_streamed_logprobs_are_joined_and_a_bad_part_spoils_only_the_confidence():
+    lines = [*_chunk("The answer", {"content": [_token(TOPS[0])]}),
+             *_chunk(" is 4", {"content": [_token(TOPS[1])]}),
+             *_chunk("", None, "stop"), "data: [DONE]", ""]  # fmt: skip
+    reply = _assemble(lines)
+    assert reply.confidence == pytest.approx(CONF) and reply.content == "The answer is 4"
+    bad = [*_chunk("The answer", {"content": [_token([-0.1, float("nan")])]}), *lines[2:]]
+    spoiled = _assemble(bad)
+    assert spoiled.confidence is None and spoiled.content == "The answer is 4"
+    # a stream without logprobs has none
+    assert _assemble([*_chunk("4"), *_chunk("", None, "stop"), "data: [DONE]", ""]
+                     ).confidence is None  # fmt: skip

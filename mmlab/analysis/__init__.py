@@ -5,8 +5,9 @@ returns names its method: a ``ci_method`` column (or key) says how it was made â
 Wilson score, or a bootstrap with its unit, resample count and seed â€” so a number can be
 reproduced and read for what it is. Each file cites the estimators it uses.
 
-    at_k.py       how often k samples get a problem right: pass@k (Chen et al. 2021) and
-                  maj@k / cons@k (self-consistency), with clustered intervals over problems
+    at_k.py       how often k samples get a problem right: pass@k (Chen et al. 2021),
+                  maj@k / cons@k (self-consistency), short-m@k (Hassid et al. 2025) and
+                  conf@k (DeepConf), with clustered intervals over problems
     summary.py    what each group looks like: `summarize` (mean, std, n, t interval per
                   metric), `truncation_rate`, `reasoning_share`, `compare_providers`
     cost.py       what accuracy costs: `cost_per_correct`, `pareto_frontier`,
@@ -20,7 +21,16 @@ reproduced and read for what it is. Each file cites the estimators it uses.
 
 from __future__ import annotations
 
-from .at_k import AT_K_COLUMNS, TIE_RULES, cons_at_k, maj_at_k, pass_at_k
+from .at_k import (
+    AT_K_COLUMNS,
+    CONF_SCORES,
+    TIE_RULES,
+    conf_at_k,
+    cons_at_k,
+    maj_at_k,
+    pass_at_k,
+    short_m_at_k,
+)
 from .compare import compare
 from .cost import accuracy_vs_reasoning, cost_per_correct, pareto_frontier
 from .intervals import WILSON_CI, t95, wilson
@@ -39,6 +49,7 @@ from .summary import (
 
 __all__ = [
     "AT_K_COLUMNS",
+    "CONF_SCORES",
     "DEFAULT_METRICS",
     "KNOB_CI",
     "PROVIDER_METRICS",
@@ -50,6 +61,7 @@ __all__ = [
     "accuracy_vs_reasoning",
     "compare",
     "compare_providers",
+    "conf_at_k",
     "cons_at_k",
     "cost_per_correct",
     "knob_effect",
@@ -57,6 +69,7 @@ __all__ = [
     "pareto_frontier",
     "pass_at_k",
     "reasoning_share",
+    "short_m_at_k",
     "summarize",
     "t95",
     "truncation_rate",

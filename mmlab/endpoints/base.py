@@ -42,6 +42,11 @@ class Capabilities:
     key_usage: bool = False
     """``GET /key`` reports the key's total usage in USD (OpenRouter): the account's side of
     the ledger."""
+    logprobs: bool = False
+    """``logprobs``/``top_logprobs`` can come back with the answer (the embedded model; some
+    OpenRouter providers — pin one with ``require_parameters``): a call that asks for them
+    stores each token's confidence (`mmlab.confidence`). Without it they are still sent, and
+    a reply without them leaves the confidence empty (its scores NaN), never an error."""
 
 
 def is_loopback(url: str) -> bool:

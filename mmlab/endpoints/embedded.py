@@ -52,7 +52,9 @@ def local_body(body: dict[str, Any], alias: str) -> dict[str, Any]:
 class Embedded(Endpoint):
     """The embedded model, speaking through llama.cpp's OpenAI-compatible server."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(free=True, tokenizer=True, prefill=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        free=True, tokenizer=True, prefill=True, logprobs=True
+    )
 
     def __init__(
         self,
@@ -194,6 +196,11 @@ class Embedded(Endpoint):
         messages = local.pop("messages")
         max_tokens = int(local.pop("max_tokens", DEFAULT_MAX_TOKENS))
         stop = local.pop("stop", None)
+        # the completion route's `logprobs` is the number of alternatives per token; it is
+        # asked exactly when the chat route would ask it (`logprobs` and `top_logprobs` given)
+        logprobs, top = local.pop("logprobs", None), local.pop("top_logprobs", None)
+        if logprobs and top is not None:
+            local["logprobs"] = top
         url, headers = f"{base}/completions", self.request_headers()
 
         async def complete(

@@ -30,7 +30,8 @@ class OpenRouter(Endpoint):
     """OpenRouter's chat API (https://openrouter.ai/api/v1) or anything speaking it."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        live_prices=True, generation_lookup=True, provider_routing=True, key_usage=True
+        live_prices=True, generation_lookup=True, provider_routing=True, key_usage=True,
+        logprobs=True,
     )
 
     def __init__(

@@ -12,7 +12,9 @@ prefilled with ``<think>\\n``, and generation runs in two phases on a text-compl
    ``max_tokens``.
 
 The combined text ``<think>…</think>answer`` goes through the client's ordinary ``<think>``
-split; ``reasoning_tokens`` are counted with the model's own tokenizer.
+split; ``reasoning_tokens`` are counted with the model's own tokenizer. With ``logprobs`` and
+``top_logprobs`` the phases' token confidences are joined in order (the cues mmlab writes —
+``</think>``, ``Wait`` — were not generated and have none).
 
 Budget forcing (Muennighoff et al. 2025, "s1: Simple test-time scaling", arXiv 2501.19393)
 controls thinking exactly, on this endpoint that can continue a prefilled turn:
@@ -101,6 +103,7 @@ async def think_then_answer(
     started = time.perf_counter()
     feed("<think>\n")
     think = await complete(prompt, budget, ["</think>"], relay)
+    series = [think.confidence]  # each phase's token confidences: the cues are not generated
     if not stream:
         feed(think.content)
     thought = think.content
@@ -116,6 +119,7 @@ async def think_then_answer(
         thought = thought.rstrip() + WAIT
         think = await complete(prompt + thought, budget - spent - await count(WAIT), ["</think>"],
                                relay)  # fmt: skip
+        series.append(think.confidence)
         if not stream:
             feed(think.content)
         thought += think.content
@@ -127,6 +131,7 @@ async def think_then_answer(
     if not ran_out and left > 0:
         feed("\n</think>\n\n")
         answer = await complete(f"{prompt}{thought}\n</think>\n\n", left, stop, relay)
+        series.append(answer.confidence)
         if not stream:
             feed(answer.content)
     if on_delta is not None:
@@ -149,4 +154,7 @@ async def think_then_answer(
         reasoning_mode="prompted",
         ttft_s=ttft if stream else None,
         generation_id=f"local-{int(started * 1e6):x}",
+        confidence=None if all(c is None for c in series) else [
+            c for part in series for c in part or ()
+        ],
     )

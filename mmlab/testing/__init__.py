@@ -32,7 +32,9 @@ each at its own price and speed; ``served_as={"a/x": "a/x-lite"}`` answers as an
 cost of calls cut mid-stream (tokens generated before the cut are paid for); ``GET
 /generation`` the record of each call (``state.native_skew`` makes its token counts
 disagree, for the ledger's tests); ``X-OpenRouter-Cache: true`` turns on a response cache
-that answers repeats with usage zeroed.
+that answers repeats with usage zeroed. ``logprobs=True`` answers requests that ask for
+``logprobs`` and ``top_logprobs`` with synthetic log-probabilities (`synth_logprobs`: a wrong
+answer less confident than a right one), plain and streamed.
 
 Run one in its own process with ``python -m mmlab.testing [--port N] [--delay S]``.
 
@@ -62,6 +64,7 @@ from mmlab.testing.synthetic import (
     gold_answer,
     plain_choice,
     reply_cost,
+    synth_logprobs,
     synth_reply,
     usage_object,
 )
@@ -89,6 +92,7 @@ __all__ = [
     "main",
     "plain_choice",
     "reply_cost",
+    "synth_logprobs",
     "synth_reply",
     "usage_object",
 ]

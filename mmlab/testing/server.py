@@ -30,6 +30,7 @@ from mmlab.testing.synthetic import (
     completion_object,
     plain_choice,
     reply_cost,
+    synth_logprobs,
     synth_reply,
     usage_object,
 )
@@ -264,6 +265,9 @@ class _Exchange:
                 "reasoning": None,
                 "content": f"<think>{reply['reasoning']}</think>{reply['content']}",
             }
+        tokens = self._logprobs(reply)
+        if tokens is not None:
+            choice["logprobs"] = {"content": tokens}
         usage = self._usage(reply, provider)
         if cache_hit:  # a response-cache hit: every counter 0, nothing billed
             usage = {k: 0 if isinstance(v, int | float) else v for k, v in usage.items()}
@@ -275,15 +279,26 @@ class _Exchange:
         obj = completion_object(self.body, choice, usage, self.gen_id, provider.name, served)
         return Plain(200, obj, headers)
 
+    def _logprobs(self, reply: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Synthetic ``logprobs.content`` when the stand-in gives them and the request asks."""
+        k = self.body.get("top_logprobs")
+        if not (self.state.logprobs and self.body.get("logprobs") and isinstance(k, int) and k):
+            return None
+        return synth_logprobs(reply, k)
+
     def _token_events(self, base: dict[str, Any], reply: dict[str, Any]) -> list[Item]:
         if self.state.leak_think:
             text = f"<think>{reply['reasoning']}</think>{reply['content']}"
             return [_event(base, {"content": text[i : i + 7]}) for i in range(0, len(text), 7)]
         words = reply["reasoning"].split(" ") if reply["reasoning"] else []
         answer = reply["content"].split(" ") if reply["content"] else []
-        return [_event(base, {"reasoning": w + " "}) for w in words] + [
+        events = [_event(base, {"reasoning": w + " "}) for w in words] + [
             _event(base, {"content": (" " if i else "") + w}) for i, w in enumerate(answer)
         ]
+        tokens = self._logprobs(reply)
+        for event, token in zip(events, tokens or (), strict=False):
+            event["choices"][0]["logprobs"] = {"content": [token]}  # type: ignore[index]
+        return events
 
     def _streamed(self, reply: dict[str, Any], provider: Provider, served: str) -> Stream:
         st = self.state

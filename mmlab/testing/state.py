@@ -72,6 +72,9 @@ class StandInState:
     """What ``/models`` lists as each model's longest reply (None: not listed)."""
     thinks: int | None = None
     """Reasoning tokens a reply spends when its request sets no ``max_tokens``."""
+    logprobs: bool = False
+    """Answer ``logprobs`` + ``top_logprobs`` with synthetic log-probabilities (one token per
+    word; a wrong answer's tokens less confident than a right one's)."""
     response_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked: Counter[str] = field(default_factory=Counter)
     model_prices: dict[str, tuple[str, str]] = field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from typing import Any
@@ -59,7 +60,30 @@ def synth_reply(
         "completion_tokens": len(reasoning_words) + len(answer_words),
         "prompt_tokens": prompt_tokens,
         "finish_reason": finish,
+        "wrong": wrong,
     }
+
+
+def synth_logprobs(reply: dict[str, Any], k: int) -> list[dict[str, Any]]:
+    """Chat-form ``logprobs.content`` for a synthetic reply: one entry per word (its tokens),
+    reasoning then answer, each with `k` ``top_logprobs``. The top candidate (the word itself)
+    has probability about 0.9 in a right reply and 0.55 in a wrong one (a little spread per
+    token); the other k-1 share the rest, halving — so a wrong reply is less confident, as
+    DeepConf (Fu et al. 2025) finds of real models."""
+    words = [*(reply["reasoning"].split() if reply["reasoning"] else []),
+             *(reply["content"].split() if reply["content"] else [])]  # fmt: skip
+    seed = hashlib.sha256((reply["reasoning"] + reply["content"]).encode()).digest()
+    base = 0.55 if reply.get("wrong") else 0.9
+    out = []
+    for i, word in enumerate(words):
+        p = base + (seed[i % 32] / 255 - 0.5) * 0.1
+        rest = [(1 - p) * 2.0 ** -(j + 1) for j in range(k - 1)]
+        norm = sum(rest) or 1.0
+        probs = [p, *((1 - p) * r / norm for r in rest)]
+        tops = [{"token": word if j == 0 else f"alt{j}", "logprob": math.log(q)}
+                for j, q in enumerate(probs)]  # fmt: skip
+        out.append({"token": word, "logprob": tops[0]["logprob"], "top_logprobs": tops})
+    return out
 
 
 def gold_answer(question: str) -> str:

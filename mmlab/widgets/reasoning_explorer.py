@@ -1,13 +1,17 @@
-"""ReasoningExplorer: compare reasoning, answer, truncation and latency across a sweep."""
+"""ReasoningExplorer: compare reasoning, answer, truncation and latency across a sweep; read
+one call's reasoning with its thought switches, first answer, first correct answer and loops
+highlighted (`mmlab.traces`)."""
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
 from .. import plots
 from ..analysis import summarize, truncation_rate
+from ..traces import Trace, read_trace
 from ._common import CSS, show_figure, table_html, widen_labels
 
 if TYPE_CHECKING:
@@ -15,6 +19,36 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 METRICS = ["reasoning_tokens", "answer_tokens", "completion_tokens", "latency_s", "truncation"]
+
+#: The highlight of each mark in a reasoning text (`highlight`).
+TRACE_CSS = """
+<style>
+.mmlab-t-switch {color: #3366cc; font-weight: bold;}
+.mmlab-t-answer {background: #fbe3cf;} .mmlab-t-correct {background: #cdebd6;}
+.mmlab-t-loop {background: #f6d5d1; text-decoration: underline wavy #c0392b;}
+</style>
+"""
+
+
+def highlight(text: str, trace: Trace) -> str:
+    """`text` as escaped HTML, each mark of `trace` in a span of its class: switches
+    (``mmlab-t-switch``), the first candidate answer (``mmlab-t-answer``), the first correct
+    one (``mmlab-t-correct``) and repeated spans (``mmlab-t-loop``); marks may overlap."""
+    marks = [(s, e, "switch") for s, e in trace.switches]
+    marks += [(s, e, "loop") for s, e in trace.loops]
+    if trace.candidates:
+        s, e, _, _ = trace.candidates[0]
+        marks.append((s, e, "answer"))
+    correct = next((c for c in trace.candidates if c[3]), None)
+    if correct is not None:
+        marks.append((correct[0], correct[1], "correct"))
+    cuts = sorted({0, len(text), *(p for s, e, _ in marks for p in (s, e))})
+    out = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        classes = sorted({f"mmlab-t-{kind}" for s, e, kind in marks if s <= a and b <= e})
+        piece = html.escape(text[a:b])
+        out.append(f'<span class="{" ".join(classes)}">{piece}</span>' if classes else piece)
+    return "".join(out)
 
 
 class ReasoningExplorer:
@@ -54,6 +88,15 @@ class ReasoningExplorer:
         self.table = W.HTML()
         for w in (self.by, self.metric, self.kind, self.prompts, *self.filters.values()):
             w.observe(lambda _change: self.refresh(), names="value")
+        # one call's reasoning, marked up (only when the frame carries the text)
+        readable = [i for i, t in zip(df.index, df["reasoning"] if "reasoning" in df else [],
+                                      strict=False) if isinstance(t, str) and t.strip()]
+        self.call = W.Dropdown(options=[(self._call_label(i), i) for i in readable],
+                               value=readable[0] if readable else None, description="call",
+                               layout=W.Layout(width="520px"))  # fmt: skip
+        self.trace = W.HTML()
+        self.call.observe(lambda _change: self.show_trace(), names="value")
+        widen_labels(self.call, width="90px")
         self.widget = W.VBox(
             [
                 W.HTML(CSS + '<b class="mmlab-box">ReasoningExplorer</b>'),
@@ -61,12 +104,38 @@ class ReasoningExplorer:
                 W.HBox([self.prompts, *self.filters.values()]),
                 self.out,
                 self.table,
+                *([self.call, self.trace] if readable else []),
             ]
         )
         self.refresh()
+        self.show_trace()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _call_label(self, index: Any) -> str:
+        row = self.df.loc[index]
+        parts = [f"{c} {row[c]}" for c in ("prompt_id", "sample", self.by.value) if c in row]
+        return ", ".join(parts) or str(index)
+
+    @property
+    def trace_html(self) -> str:
+        """The chosen call's reasoning as HTML, its marks highlighted (`highlight`), after a
+        legend; empty when the frame has no reasoning text."""
+        if self.call.value is None:
+            return ""
+        row = self.df.loc[self.call.value]
+        text = row["reasoning"]
+        trace = read_trace(text, row["answer"] if "answer" in row else None)
+        legend = ('<span class="mmlab-t-switch">switch</span> · <span class="mmlab-t-answer">'
+                  'first answer</span> · <span class="mmlab-t-correct">first correct</span> · '
+                  '<span class="mmlab-t-loop">repeats earlier text</span>')  # fmt: skip
+        return (f'{TRACE_CSS}<div class="mmlab-box">{legend}</div>'
+                f'<div class="mmlab-reasoning mmlab-box">{highlight(text, trace)}</div>')
+
+    def show_trace(self) -> None:
+        """Show the chosen call's marked-up reasoning."""
+        self.trace.value = self.trace_html
 
     @property
     def selected(self) -> pd.DataFrame:
