@@ -18,6 +18,7 @@ sys.path.insert(0, str(HERE))
 import adaptive_sim  # noqa: E402
 import cache_hit  # noqa: E402
 import client_cpu  # noqa: E402
+import forecast_calibration  # noqa: E402
 import local_model  # noqa: E402
 import memory  # noqa: E402
 import startup_and_log  # noqa: E402
@@ -183,6 +184,8 @@ def main() -> None:
         "",
         *adaptive_sim.table(adaptive_sim.synthetic_grids(), ["arm"]),
     ]
+    print("\n== forecast calibration ==", flush=True)
+    lines += ["", *forecast_calibration.section(forecast_calibration.main())]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {HERE / 'RESULTS.md'}")
 

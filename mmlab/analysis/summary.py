@@ -45,6 +45,25 @@ SUMMARIZE_CLUSTERED_CI = (
 )
 
 
+#: The short codes `summarize` and `truncation_rate` put in ``ci_method``: each frame names
+#: its methods' full texts once, in ``df.attrs["ci_method"]`` (one line) and
+#: ``df.attrs["ci_methods"]`` (code → text), not on every row.
+CI_CODES = {SUMMARIZE_CI: "t", SUMMARIZE_CLUSTERED_CI: "t, by problem", WILSON_CI: "Wilson"}
+
+
+def _methods_once(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its ``ci_method`` texts moved to ``df.attrs``, a short code left per row."""
+    texts = list(dict.fromkeys(df["ci_method"])) if "ci_method" in df else []
+    codes = {text: CI_CODES.get(text, text) for text in texts}
+    df.attrs["ci_methods"] = {code: text for text, code in codes.items()}
+    df.attrs["ci_method"] = (
+        texts[0] if len(texts) == 1 else "; ".join(f"{codes[t]}: {t}" for t in texts)
+    )
+    if texts:
+        df["ci_method"] = df["ci_method"].map(codes)
+    return df
+
+
 def summarize(
     df: pd.DataFrame, by: str | Sequence[str], metrics: Sequence[str] | None = None
 ) -> pd.DataFrame:
@@ -54,7 +73,8 @@ def summarize(
     when the frame has a ``prompt_id`` and some problem has more than one row in the group,
     the interval is Student t over the per-problem means (clustered by problem: ``n_problems``
     clusters); otherwise Student t over the rows. Either way it is clipped to what the metric
-    can take, and ``ci_method`` says which. ``mean`` and ``std`` are over rows.
+    can take, and ``ci_method`` says which: a short code per row (`CI_CODES`), the method in
+    full once in ``df.attrs["ci_method"]``. ``mean`` and ``std`` are over rows.
     """
     import pandas as pd
 
@@ -103,7 +123,7 @@ def summarize(
                     "ci_method": method,
                 }
             )
-    return pd.DataFrame(rows)
+    return _methods_once(pd.DataFrame(rows))
 
 
 def reasoning_share(df: pd.DataFrame) -> pd.Series:
@@ -117,7 +137,8 @@ def reasoning_share(df: pd.DataFrame) -> pd.Series:
 def truncation_rate(df: pd.DataFrame, by: str | Sequence[str] = "max_tokens") -> pd.DataFrame:
     """Share of cells stopped by length with an empty answer, per group, with a Wilson CI.
 
-    The Wilson score interval treats the cells as independent samples (``ci_method``).
+    The Wilson score interval treats the cells as independent samples (``ci_method``: a
+    short code per row, the method in full in ``df.attrs["ci_method"]``).
     """
     import pandas as pd
 
@@ -139,7 +160,7 @@ def truncation_rate(df: pd.DataFrame, by: str | Sequence[str] = "max_tokens") ->
                 "ci_method": WILSON_CI,
             }
         )
-    return pd.DataFrame(rows)
+    return _methods_once(pd.DataFrame(rows))
 
 
 #: What `compare_providers` measures per (model, provider).

@@ -36,6 +36,7 @@ class StandIn:
         stream_usage: str = "always",
         max_completion_tokens: int | None = 40_000,
         thinks: int | None = None,
+        lengths: int | Callable[[dict[str, Any]], int] | None = None,
     ) -> None:
         if stream_usage not in ("always", "when_asked"):
             raise ValueError("stream_usage must be 'always' or 'when_asked'")
@@ -43,6 +44,7 @@ class StandIn:
             stream_usage=stream_usage,
             max_completion_tokens=max_completion_tokens,
             thinks=thinks,
+            lengths=lengths,
             providers=dict(providers or {}),
             served_as=dict(served_as or {}),
             delay_s=delay_s,

@@ -72,6 +72,9 @@ class StandInState:
     """What ``/models`` lists as each model's longest reply (None: not listed)."""
     thinks: int | None = None
     """Reasoning tokens a reply spends when its request sets no ``max_tokens``."""
+    lengths: int | Callable[[dict[str, Any]], int] | None = None
+    """Completion tokens every reply runs to before ``max_tokens`` cuts it (a number, or a
+    function of the request body); None: the synthetic model's own lengths."""
     response_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked: Counter[str] = field(default_factory=Counter)
     model_prices: dict[str, tuple[str, str]] = field(
