@@ -18,6 +18,7 @@ sys.path.insert(0, str(HERE))
 import adaptive_sim  # noqa: E402
 import cache_hit  # noqa: E402
 import client_cpu  # noqa: E402
+import forecast_calibration  # noqa: E402
 import interval_coverage  # noqa: E402
 import local_model  # noqa: E402
 import memory  # noqa: E402
@@ -211,6 +212,8 @@ def main() -> None:
     ]
     print("\n== interval coverage at small n ==", flush=True)
     lines += ["", *COVERAGE_INTRO, "", *interval_coverage.table()]
+    print("\n== forecast calibration ==", flush=True)
+    lines += ["", *forecast_calibration.section(forecast_calibration.main())]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {HERE / 'RESULTS.md'}")
 

@@ -64,16 +64,24 @@ def max_bytes() -> int:
 
 
 def export_bundle(
-    store: Store, path: str | os.PathLike[str], *, tag: str, allow_missing: bool = False
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    tag: str,
+    allow_missing: bool = False,
+    since: float | None = None,
 ) -> dict[str, Any]:
     """Write the cache entries that calls tagged `tag` used; returns count, sha256, missing.
+
+    `since`: only the calls logged at or after that time (one run of a notebook, in a
+    database that holds its earlier runs too).
 
     Calls whose cache entries are gone (cleared since) cannot be replayed from the bundle:
     that is an error unless `allow_missing`, and the count is reported either way. The file
     appears under its name only when complete and on disk (written aside under a fresh
     private name, fsynced, renamed: `mmlab.store.files.replace_atomically`), mode 0600.
     """
-    entries, missing = store.cache_entries(tag)
+    entries, missing = store.cache_entries(tag, since)
     if missing and not allow_missing:
         raise BundleError(
             f"{missing} call(s) tagged {tag!r} have no cache entry any more (cleared?): the "
@@ -234,14 +242,17 @@ def _check_entry(entry: Any) -> None:
     check_response(entry["response"])
 
 
-def import_bundle(store: Store, path: str | os.PathLike[str]) -> dict[str, Any]:
+def import_bundle(
+    store: Store, path: str | os.PathLike[str], *, entries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Load a bundle into the cache in one transaction; entries already present are kept.
 
     Returns the entry count and how many were new. Entries are recorded as coming from
-    ``bundle:<sha256 of the file>``.
+    ``bundle:<sha256 of the file>``. `entries`: the bundle as `read_bundle` already read and
+    verified it (the CLI reads first, so a rejected file never creates a database).
     """
     path = Path(path)
-    entries = read_bundle(path)
+    entries = read_bundle(path) if entries is None else entries
     origin = origin_of(path)
     added = store.cache_put(
         [

@@ -15,28 +15,59 @@ Exit codes: 0 ok, 1 the endpoint failed, 2 bad input or configuration (nothing w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .bundle import export_bundle, import_bundle
+from .bundle import export_bundle, import_bundle, read_bundle
 from .config import CACHE_MODES, default_db_path, normalize_base_url
 from .endpoints import Embedded, is_openrouter_url
 from .endpoints.llama_process import serve_forever
-from .errors import APIError, ConfigError, MmlabError
+from .errors import APIError, ConfigError, MmlabError, RequestError, did_you_mean
 from .lab import Lab
 from .params import BY_NAME, EFFORTS
+from .pricing import reprice_usage
 from .record import record_notebook
 from .redaction import redact
 from .report import write as write_report
+from .result import M1
 from .store import SUMMARY_GROUPS, Store
 from .sweep import load_sweep_file, stop_from_spec, sweep_from_spec
 
 #: The request parameters offered as ``mmlab chat`` flags (declared in `mmlab.params`).
 CLI_PARAMS = tuple(p.name for p in BY_NAME.values() if p.cli is not None)
+
+
+class Parser(argparse.ArgumentParser):
+    """mmlab's argument parser, for the command and every subcommand (``add_subparsers``
+    makes its subparsers of the parser's own class): no abbreviations — ``--max-token`` is
+    not silently ``--max-tokens`` —, and an option a subcommand does not know is refused by
+    that subcommand, with its usage and the closest option it has ("did you mean
+    --temperature?"), not by the top-level parser. The parser that read the subcommand's
+    arguments is left on the namespace as ``command_parser``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse, refusing any argument this parser (or its subcommand's) does not know."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if getattr(namespace, "command_parser", None) is None:
+            namespace.command_parser = self  # the innermost parser sets it first
+        if extras:
+            options = list(self._option_string_actions)
+            hints = "".join(did_you_mean(x.split("=")[0], options) for x in extras
+                            if x.startswith("-"))  # fmt: skip
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
+        return namespace, extras
 
 
 def _lab_args(p: argparse.ArgumentParser) -> None:
@@ -81,10 +112,22 @@ def cmd_chat(args: argparse.Namespace) -> int:
             {"effort": args.effort} if args.effort else {"max_tokens": args.reasoning_max_tokens}
         )
 
+    shown = {"reasoning": False, "content": False}
+
     def show(delta: tuple[str, str]) -> None:
-        if delta[0] == "content":
-            print(delta[1], end="", flush=True)
-        elif delta[0] == "reset":  # the stream failed and is retried from the start
+        kind, text = delta
+        if kind == "reasoning" and args.show_reasoning:
+            if not shown["reasoning"]:
+                print("[reasoning]", flush=True)
+            shown["reasoning"] = True
+            print(text, end="", flush=True)
+        elif kind == "content":
+            if shown["reasoning"] and not shown["content"]:
+                print("\n[answer]", flush=True)
+            shown["content"] = True
+            print(text, end="", flush=True)
+        elif kind == "reset":  # the stream failed and is retried from the start
+            shown.update(reasoning=False, content=False)
             print("\n[the stream was interrupted and is retried; the answer starts over]",
                   flush=True)  # fmt: skip
 
@@ -100,11 +143,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(json.dumps(r.summary(), indent=2))
         return 0
     if not args.stream or r.cache_hit:
+        if args.show_reasoning and r.reasoning:
+            print(f"[reasoning]\n{r.reasoning}\n[answer]")
         print(r.content if r.content else "(no answer: " + str(r.finish_reason) + ")")
     else:
         print()
     u = r.usage
     cost = "unknown" if r.cost_usd is None else f"${r.cost_usd:.6f} ({r.cost_source})"
+    if lab.endpoint.capabilities.free:  # what the same tokens cost where money is spent
+        cost += f" ≈ ${r.cost_at(M1):.6f} on {M1}"
     status = (
         f"cache hit — spent $0, saved ${r.saved_usd:.6f}"
         if r.cache_hit
@@ -119,15 +166,48 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_store(db: str | None) -> Store | None:
+    """The database `db` names (default: ``MMLAB_DB`` or the project's) if it exists, else
+    None after saying so: a command that only reads creates no database."""
+    path = Path(db).expanduser() if db else default_db_path()
+    if not path.exists():
+        print(f"(nothing logged: no database at {path})")
+        return None
+    return Store(path)
+
+
 def cmd_usage(args: argparse.Namespace) -> int:
-    """Totals of the usage log."""
-    _print_frame(Store(args.db or default_db_path()).usage_summary(args.by, args.tag))
+    """Totals of the usage log (`--reprice MODEL`: also at that model's list prices)."""
+    store = _existing_store(args.db)
+    if store is None:
+        return 0
+    if args.reprice is None:
+        _print_frame(store.usage_summary(args.by, args.tag))
+        return 0
+    df = reprice_usage(store.usage_summary(args.by, args.tag, hit_tokens=True), args.reprice)
+    _print_frame(df.drop(columns=["hit_prompt_tokens", "hit_completion_tokens"]))
+    sent = int((df["calls"] - df["hits"] - df["errors"]).sum())
+    print(
+        f"{df.attrs['reprice']}: the {sent} calls sent would have cost "
+        f"${df['repriced_spent_usd'].sum():.4f}; the cache's {int(df['hits'].sum())} hits "
+        f"saved ${df['repriced_saved_usd'].sum():.4f}"
+    )
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Cache statistics, or clear it."""
-    store = Store(args.db or default_db_path())
+    if args.action == "clear" and sum((args.tag is not None, args.all, args.imported)) != 1:
+        args.command_parser.print_usage(sys.stderr)
+        print(
+            "mmlab cache: error: cache clear needs one of --tag T (entries only that tag's calls "
+            "used), --imported (entries from bundles) or --all",
+            file=sys.stderr,
+        )
+        return 2
+    store = _existing_store(args.db)
+    if store is None:
+        return 0
     if args.action == "stats":
         import pandas as pd
 
@@ -139,13 +219,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
             f"{hits} of {calls} logged calls were hits"
         )
         return 0
-    if sum((args.tag is not None, args.all, args.imported)) != 1:
-        print(
-            "mmlab: error: cache clear needs one of --tag T (entries only that tag's calls "
-            "used), --imported (entries from bundles) or --all",
-            file=sys.stderr,
-        )
-        return 2
     n = store.cache_clear(None if args.all else args.tag, imported=args.imported)
     print(f"cleared {n} cache entries (the usage log is kept)")
     return 0
@@ -225,13 +298,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if spec.get("base_url") is not None:
         url = normalize_base_url(spec["base_url"])  # refuses credentials without echoing them
         _confirm_file_endpoint(args.file, url, yes=args.yes, plan=args.plan)
-    lab = Lab(model=spec.get("model"), base_url=spec.get("base_url"), db=args.db, cache=args.cache)
-    sweep = sweep_from_spec(spec, lab.engine)
-    stop = stop_from_spec(spec.get("stop"))
-    print(sweep)
-    print(sweep.forecast(retry_errors=args.retry_errors, stop=stop))
-    if args.plan:
-        return 0
+    db = Path(args.db).expanduser() if args.db else default_db_path()
+    with contextlib.ExitStack() as scratch:
+        if args.plan and not db.exists():
+            # a plan only reads: with no database yet, it reads an empty scratch one
+            db = Path(scratch.enter_context(tempfile.TemporaryDirectory())) / "plan.db"
+        lab = Lab(model=spec.get("model"), base_url=spec.get("base_url"), db=db,
+                  cache=args.cache)  # fmt: skip
+        sweep = sweep_from_spec(spec, lab.engine)
+        stop = stop_from_spec(spec.get("stop"))
+        print(sweep)
+        print(sweep.forecast(retry_errors=args.retry_errors, stop=stop))
+        if args.plan:
+            lab.close()
+            return 0
     res = sweep.run(
         concurrency=args.concurrency or int(spec.get("concurrency", 8)),
         budget_usd=args.budget_usd if args.budget_usd is not None else spec.get("budget_usd"),
@@ -252,14 +332,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     """Export or import a bundle."""
-    store = Store(args.db or default_db_path())
     if args.action == "export":
         tag = args.tag or args.notebook
         if not tag or not args.output:
+            args.command_parser.print_usage(sys.stderr)
             print(
-                "mmlab: error: bundle export needs --tag T (or --notebook N) and -o FILE",
+                "mmlab bundle export: error: needs --tag T (a script's calls) or --notebook N "
+                "(a notebook's), and -o FILE",
                 file=sys.stderr,
             )
+            return 2
+        store = _existing_store(args.db)
+        if store is None:
             return 2
         info = export_bundle(
             store, args.output, tag=_notebook_tag(tag), allow_missing=args.allow_missing
@@ -273,10 +357,13 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             )
         return 0
     if not args.file:
-        print("mmlab: error: bundle import needs a FILE: mmlab bundle import study.bundle.jsonl.gz",
-              file=sys.stderr)  # fmt: skip
+        args.command_parser.print_usage(sys.stderr)
+        print("mmlab bundle import: error: bundle import needs a FILE: mmlab bundle import "
+              "study.bundle.jsonl.gz", file=sys.stderr)  # fmt: skip
         return 2
-    info = import_bundle(store, args.file)
+    entries = read_bundle(args.file)  # a rejected file is refused before any database exists
+    store = Store(Path(args.db).expanduser() if args.db else default_db_path())
+    info = import_bundle(store, args.file, entries=entries)
     print(f"imported {info['added']} new of {info['count']} cached calls from {args.file}")
     return 0
 
@@ -303,6 +390,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             from_bundle=args.from_bundle,
             only_data=args.only_data,
             parameters=parameters,
+            db=args.db,
+            refresh=args.refresh,
         )
     return 0
 
@@ -323,7 +412,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(prog="mmlab", description=__doc__.split("\n")[0])
+    parser = Parser(prog="mmlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("chat", help="ask once; print answer, reasoning length, tokens, cost")
@@ -342,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true")
     p.add_argument("--sample", type=int, default=0, help="sample index (distinct cache entry)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--show-reasoning",
+        action="store_true",
+        dest="show_reasoning",
+        help="print the model's reasoning before the answer (not only its length)",
+    )
     p.add_argument("--quiet-stats", action="store_true", help="stats line to stderr")
     _lab_args(p)
     p.set_defaults(fn=cmd_chat)
@@ -350,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=SUMMARY_GROUPS, default="day")
     p.add_argument("--tag")
     p.add_argument("--db")
+    p.add_argument(
+        "--reprice",
+        metavar="MODEL",
+        help=f"also price the log at MODEL's list prices (e.g. {M1}): what the calls sent "
+        "would have cost and what the cache saved",
+    )
     p.set_defaults(fn=cmd_usage)
 
     p = sub.add_parser("cache", help="cache stats | clear")
@@ -386,23 +487,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("bundle", help="export / import the cached calls of an analysis")
-    p.add_argument("action", choices=["export", "import"])
-    p.add_argument("file", nargs="?", help="bundle to import")
-    p.add_argument("--tag")
-    p.add_argument("--notebook", help="export the calls a notebook made (its tag)")
-    p.add_argument("-o", "--output")
-    p.add_argument(
+    actions = p.add_subparsers(dest="action", required=True, metavar="{export,import}")
+    q = actions.add_parser(
+        "export",
+        help="write the cached calls of a tag (a script's) or a notebook to a bundle file",
+        description="Write the cache entries the calls tagged T (or a notebook's) used to a "
+        "bundle: a script's calls by its tag (Lab(tag=...)), a notebook's by its name.",
+    )
+    q.add_argument("--tag", help="export the calls logged under this tag (and below it)")
+    q.add_argument("--notebook", help="export the calls a notebook made (its tag)")
+    q.add_argument("-o", "--output", help="the bundle file to write (.bundle.jsonl.gz)")
+    q.add_argument(
         "--allow-missing",
         action="store_true",
         dest="allow_missing",
         help="export even if some calls' cache entries were cleared (they are left out)",
     )
-    p.add_argument("--db")
-    p.set_defaults(fn=cmd_bundle)
+    q.add_argument("--db")
+    q.set_defaults(fn=cmd_bundle)
+    q = actions.add_parser(
+        "import",
+        help="load a bundle's cached calls into the database (checked first)",
+        description="Load a bundle into the cache: every entry is checked before anything "
+        "is written, and a rejected file creates no database.",
+    )
+    q.add_argument("file", nargs="?", help="bundle to import")
+    q.add_argument("--db")
+    q.set_defaults(fn=cmd_bundle)
 
     p = sub.add_parser("record", help="re-run notebooks live; rewrite their bundles and outputs")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--cache", choices=["use", "refresh"], default="use")
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="forget the notebook's cached answers and make its calls afresh (default: "
+        "reuse what the database has cached)",
+    )
+    p.add_argument("--db", help="the database live calls are logged to (default: MMLAB_DB "
+                   "or the project's)")  # fmt: skip
     p.add_argument(
         "-p",
         "--param",
@@ -453,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except APIError as exc:
         print(f"mmlab: endpoint error: {exc}", file=sys.stderr)
         return 1
+    except RequestError as exc:  # bad input to the subcommand: its usage, as argparse does
+        args.command_parser.print_usage(sys.stderr)
+        print(f"{args.command_parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     except MmlabError as exc:
         print(f"mmlab: error: {exc}", file=sys.stderr)
         return 2

@@ -58,6 +58,8 @@ _STATUS_AT = _COLUMN_AT["status"]
 _ROW_BASE = tuple(
     f.default if f.default is not MISSING else None for f in dataclass_fields(CallRow)
 )
+#: ``lab.chat``'s own keyword arguments (beside the request parameters), for suggestions.
+CHAT_ARGUMENTS = ("system", "stream", "sample", "tag", "on_delta")
 #: The name of a lab's own endpoint, as a value of the ``endpoint`` axis.
 DEFAULT_ENDPOINT = "default"
 _HTTP: dict[tuple[Timeouts, int], Http] = {}
@@ -203,7 +205,8 @@ class Engine:
         if "stream" in params:
             raise RequestError("pass stream= to chat(), not as a parameter", "stream")
         messages = check_messages(prompt, system)
-        return self.call_for(messages, check_params(params), sample, nest(self.tag, tag))
+        checked = check_params(params, arguments=CHAT_ARGUMENTS, caller="chat")
+        return self.call_for(messages, checked, sample, nest(self.tag, tag))
 
     def call_for(
         self, messages: list[dict[str, Any]], params: dict[str, Any], sample: int, tag: str | None
@@ -362,10 +365,13 @@ class Engine:
         what bundles are for), or when `trust_imports` is on."""
         return self.cache_mode == "replay" or self.trust_imports
 
-    def observed_lengths(self, model: str, endpoint: str) -> tuple[dict[Any, float], int]:
-        """Mean completion tokens of this database's successful paid calls to `model` at
-        `endpoint`, by ``max_tokens`` (see `mmlab.sweep.forecast`), and how many calls."""
-        return self.store.observed_lengths(model, endpoint)
+    def length_observations(
+        self, model: str, endpoint: str
+    ) -> list[tuple[int | None, int, bool, int]]:
+        """The completion lengths this database's successful paid calls to `model` at
+        `endpoint` wrote, as (``max_tokens``, tokens, cut at the cap, calls) rows — what a
+        forecast learns lengths from (see `mmlab.sweep.lengths`)."""
+        return self.store.length_observations(model, endpoint)
 
     def _hit(self, call: Call, rec: dict[str, Any], origin: str | None) -> Result:
         """The result of serving `call` from a cache entry that came from `origin`.
@@ -383,11 +389,14 @@ class Engine:
         )
 
     def miss_error(self, call: Call) -> CacheMiss:
-        """The `CacheMiss` for `call`: the nearest stored request and the fields that differ."""
-        near, diffs = cachekey.nearest(
-            call.material, self.store.cache_candidates(call.endpoint, call.model)
-        )
+        """The `CacheMiss` for `call`: the nearest stored request and the fields that differ —
+        nearest among the entries its own tag's calls used when there are any (a sweep
+        cell's neighbours in the same sweep), else among every entry of its model."""
+        candidates, own = self.store.cache_candidates(call.endpoint, call.model, call.tag)
+        near, diffs = cachekey.nearest(call.material, candidates)
         detail = "; ".join(diffs[:6]) if near else "the cache is empty"
+        if near and own:
+            detail = f"nearest entry of tag {call.tag!r}: {detail}"
         return CacheMiss(
             f"replay mode: no cached response for this request ({detail}). Record it with "
             "MMLAB_CACHE=use (or `mmlab record NOTEBOOK`) or import the bundle that has it.",
@@ -418,7 +427,8 @@ class Engine:
         `throttle` (a sweep's concurrency limit) covers the reservation and the request.
         """
         if self.cache_mode == "replay":
-            raise self.miss_error(call)  # replay never opens a socket, whoever calls
+            # replay never opens a socket, whoever calls; the explanation reads the log
+            raise await asyncio.to_thread(self.miss_error, call)
         if self.cache_mode != "use":
             return await self._send(call, stream, on_delta, throttle, limits)
         loop = asyncio.get_running_loop()

@@ -14,6 +14,8 @@ MmlabError
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from .redaction import redact
@@ -21,6 +23,16 @@ from .redaction import redact
 RATE_LIMIT = {429}
 WAIT_AND_RETRY = {503}  # "no provider available right now": Retry-After when given
 TRANSIENT = {408, 500, 502, 504, 520, 522, 524, 529}
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` — did you mean 'x'?`` naming the closest of `choices` to a misspelt `word` (difflib's
+    ratio, as Python's own NameError hints), or "" when none is close: the hint an error
+    about an unknown name ends with."""
+    close = difflib.get_close_matches(str(word), list(choices), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return " — did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 def classify_status(status: int) -> tuple[str, bool]:

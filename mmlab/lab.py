@@ -36,7 +36,7 @@ from .fields import typed
 from .ledger import Account, reconcile
 from .loop import run_sync
 from .params import param_frame
-from .pricing import PriceTable
+from .pricing import PriceTable, reprice_usage
 from .probe import ProbeResult
 from .probe import analyse as probe_result
 from .probe import build as probe_sweep
@@ -318,10 +318,30 @@ class Lab:
             df = df.join(params[[c for c in params.columns if c not in df.columns]])
         return df
 
-    def summary(self, by: str | Sequence[str] = "tag", tag: str | None = None) -> pd.DataFrame:
+    def summary(
+        self,
+        by: str | Sequence[str] = "tag",
+        tag: str | None = None,
+        *,
+        reprice: str | None = None,
+    ) -> pd.DataFrame:
         """Totals of the log grouped `by` one or more of day | model | tag | endpoint |
-        provider (``["day", "model"]``): calls, hits, errors, tokens, spent and saved USD."""
-        return self.engine.store.usage_summary(by, tag if tag is not None else self.tag)
+        provider (``["day", "model"]``): calls, hits, errors, tokens, spent and saved USD.
+
+        `reprice` (a model id, e.g. ``"minimax/minimax-m1"``): also what the same tokens
+        would cost at that model's list prices — ``repriced_spent_usd`` for the calls that
+        were sent, ``repriced_saved_usd`` for the cache hits (what the cache saved there;
+        on the free local model, spent and saved are always $0)."""
+        scope = tag if tag is not None else self.tag
+        if reprice is None:
+            return self.engine.store.usage_summary(by, scope)
+        price, table = run_sync(self.engine.price_for(self.endpoint, reprice))
+        if price is None:
+            raise ConfigError(f"no price for {reprice!r} in {table.source}")
+        summary = self.engine.store.usage_summary(by, scope, hit_tokens=True)
+        out = reprice_usage(summary, price)
+        out.attrs["reprice"] = f"at {reprice} list prices ({table.source})"
+        return out
 
     def report(
         self, path: str | Path, *, tag: str | None = None, title: str | None = None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import RequestError
+from .errors import RequestError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,8 +117,9 @@ def _check_reasoning(value: Any) -> dict[str, Any]:
     unknown = set(value) - set(REASONING_FIELDS)
     if unknown:
         raise RequestError(
-            f"reasoning has unknown field(s) {sorted(unknown)}; allowed: "
-            f"{sorted(REASONING_FIELDS)}",
+            f"reasoning has unknown field(s) {sorted(unknown)}"
+            f"{did_you_mean(min(map(str, unknown)), REASONING_FIELDS)} (allowed: "
+            f"{sorted(REASONING_FIELDS)})",
             field="reasoning",
         )
     out: dict[str, Any] = {}
@@ -199,7 +200,9 @@ def _check_provider(value: Any) -> dict[str, Any]:
     unknown = set(value) - set(PROVIDER_FIELDS)
     if unknown:
         raise RequestError(
-            f"provider has unknown field(s) {sorted(unknown)}; allowed: {sorted(PROVIDER_FIELDS)}",
+            f"provider has unknown field(s) {sorted(unknown)}"
+            f"{did_you_mean(min(map(str, unknown)), PROVIDER_FIELDS)} "
+            f"(allowed: {sorted(PROVIDER_FIELDS)})",
             field="provider",
         )
     for key, kind in PROVIDER_FIELDS.items():
@@ -335,15 +338,24 @@ NESTED_DTYPES: dict[str, str] = {
 }
 
 
-def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def check_params(
+    params: Mapping[str, Any], *, arguments: Sequence[str] = (), caller: str = ""
+) -> dict[str, Any]:
     """Validate parameters; drop the ones given as None; return them normalised, in wire order.
 
-    Raises `RequestError` naming the first bad field and its allowed range.
+    Raises `RequestError` naming the first bad field and its allowed range; an unknown name
+    says which known one it is closest to ("did you mean 'temperature'?"). `arguments`: the
+    caller's own keyword arguments (``repeats`` for a sweep), which its ``**params`` would
+    otherwise swallow as unknown parameters — offered as suggestions too, and listed after
+    the parameters under `caller`'s name.
     """
     for name in params:
         if name not in BY_NAME:
+            own = f"; {caller} arguments: {', '.join(arguments)}" if arguments else ""
             raise RequestError(
-                f"unknown parameter {name!r}; allowed: {', '.join(NAMES)}", field=name
+                f"unknown parameter {name!r}{did_you_mean(name, (*arguments, *NAMES))} "
+                f"(allowed: {', '.join(NAMES)}{own})",
+                field=name,
             )
     given = sorted((n for n, v in params.items() if v is not None), key=_ORDER.__getitem__)
     return {n: BY_NAME[n].check(params[n]) for n in given}

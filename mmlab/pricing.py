@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,8 +81,8 @@ class PriceTable:
         price = self.get(model)
         if price is None:
             raise ConfigError(
-                f"no price for model {model!r} in table {self.source!r}; known: "
-                f"{', '.join(sorted(self.prices))}"
+                f"no price for model {model!r} in table {self.source!r}"
+                f"{did_you_mean(model, self.prices)}; known: {', '.join(sorted(self.prices))}"
             )
         return price
 
@@ -318,20 +318,82 @@ def resolve(price: Price | PriceTable | str, table: PriceTable | None = None) ->
     raise ConfigError(f"expected a Price or a model id; got {price!r}")
 
 
-def reprice(calls: pd.DataFrame, price: Price | str, table: PriceTable | None = None) -> pd.Series:
+def reprice(
+    calls: pd.DataFrame | Any, price: Price | str, table: PriceTable | None = None
+) -> pd.Series | float:
     """USD each logged call would cost at `price` (a Price or a model id).
 
-    Works on `lab.calls()` or a sweep's ``res.df``: uses prompt, completion and cached tokens;
-    reasoning tokens are already inside completion tokens. Error rows cost 0.
+    Works on `lab.calls()` or a sweep's ``res.df`` (one row or many), a frame of
+    ``Result.to_dict()`` rows (their nested ``usage``), or one call: a `Result` or its
+    ``to_dict()`` — then one number, not a Series. Uses prompt, completion and cached
+    tokens; reasoning tokens are already inside completion tokens. Error rows cost 0.
     """
+    if not hasattr(calls, "columns"):  # one call, not a frame
+        if not hasattr(calls, "usage") and hasattr(calls, "to_dict"):
+            calls = calls.to_dict()  # one row of a log frame (a Series)
+        prompt, completion, cached = token_counts(calls)
+        return resolve(price, table).cost(prompt, completion, cached)
     import pandas as pd
 
     p = resolve(price, table)
+    if "prompt_tokens" not in calls and "usage" in calls:
+        counts = [token_counts({"usage": u}) for u in calls["usage"]]
+        values = [p.cost(a, b, c) for a, b, c in counts]
+        return pd.Series(values, index=calls.index, name="cost_usd", dtype=float)
     prompt = calls["prompt_tokens"].fillna(0).astype(int)
     completion = calls["completion_tokens"].fillna(0).astype(int)
     cached = calls.get("cached_tokens", pd.Series(0, index=calls.index)).fillna(0).astype(int)
     values = [p.cost(a, b, c) for a, b, c in zip(prompt, completion, cached, strict=True)]
     return pd.Series(values, index=calls.index, name="cost_usd", dtype=float)
+
+
+def token_counts(call: Any) -> tuple[int, int, int]:
+    """(prompt, completion, cached) tokens of one call: a `Result` (its ``usage``), its
+    ``to_dict()`` (a nested ``usage`` mapping) or a log row (flat ``prompt_tokens``...)."""
+    usage = call.get("usage", call) if isinstance(call, Mapping) else call.usage
+    if not isinstance(usage, Mapping):
+        usage = {k: getattr(usage, k, 0) for k in ("prompt_tokens", "completion_tokens",
+                                                   "cached_tokens")}  # fmt: skip
+
+    def count(name: str) -> int:
+        value = usage.get(name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        return int(value) if ok else 0
+
+    return count("prompt_tokens"), count("completion_tokens"), count("cached_tokens")
+
+
+def reprice_usage(
+    summary: pd.DataFrame, price: Price | str, table: PriceTable | None = None
+) -> pd.DataFrame:
+    """A usage summary (`Store.usage_summary` with ``hit_tokens=True``) priced at another
+    model's list prices: ``repriced_spent_usd`` (what its calls that were sent would have
+    cost) and ``repriced_saved_usd`` (what its cache hits would have saved), per row — on a
+    free local model, what the same work costs on M1. From the roll-up's token sums: rates
+    at each row's mean prompt length (long-context tiers), prompt-cache discounts not
+    counted."""
+    p = resolve(price, table)
+    out = summary.copy()
+
+    def usd(prompt: Any, completion: Any, calls: Any) -> list[float]:
+        values = []
+        for a, b, n in zip(prompt, completion, calls, strict=True):
+            a, b, n = int(a or 0), int(b or 0), int(n or 0)
+            p_rate, c_rate = p.rates(a // n if n else 0)
+            values.append(a * p_rate + b * c_rate + n * p.request)
+        return values
+
+    hits = out["hits"]
+    sent = out["calls"] - hits - out["errors"]
+    out["repriced_spent_usd"] = usd(out["prompt_tokens"] - out["hit_prompt_tokens"],
+                                 out["completion_tokens"] - out["hit_completion_tokens"],
+                                 sent.clip(lower=0))  # fmt: skip
+    out["repriced_saved_usd"] = usd(out["hit_prompt_tokens"], out["hit_completion_tokens"], hits)
+    out.attrs["reprice"] = (
+        f"at {price if isinstance(price, str) else 'the given'} list prices "
+        f"({(table or EMBEDDED).source if isinstance(price, str) else 'a Price'})"
+    )
+    return out
 
 
 def compare(

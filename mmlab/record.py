@@ -1,11 +1,16 @@
 """``mmlab record NOTEBOOK``: re-run a notebook live and rewrite its outputs and bundle.
 
 The notebook runs under papermill (its ``parameters`` cell honoured) against the current
-endpoint — the embedded model, or MiniMax M1 when ``OPENROUTER_API_KEY`` is set — with a fresh,
-private database, so the bundle holds exactly the calls this run made (every call a notebook
-makes is tagged with the notebook's name). The executed notebook (outputs kept, papermill's
-timestamps dropped) and its bundle are replayed together under nbval to prove the pair
-reruns offline, and only then replace the originals.
+endpoint — the embedded model, or MiniMax M1 when ``OPENROUTER_API_KEY`` is set — and the
+user's own database (``MMLAB_DB``, else the project's default): its live calls are logged
+there like any other (``mmlab usage`` shows them, budgets count them) and calls already in
+the cache are reused, not paid again (``refresh`` forgets the notebook's cached answers
+first). Every call a notebook makes is tagged with the notebook's name, so its bundle is
+exported by that tag — restricted to this run's calls, so it holds exactly the answers the
+notebook showed, fresh or reused. The executed notebook (outputs kept, papermill's
+timestamps dropped) and its bundle are replayed together under nbval against a fresh
+database to prove the pair reruns offline, and only then replace the originals; the run
+ends by saying what it sent and spent ("N live calls, $X").
 """
 
 from __future__ import annotations
@@ -16,16 +21,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .bundle import export_bundle
-from .config import OPENROUTER_URL
+from .config import OPENROUTER_URL, default_db_path
 from .errors import ConfigError, MmlabError
 from .figures import add_static_views, renderer_ready
 from .store import Store
-from .store.files import private_dir
 
 
 def bundle_path(notebook: Path) -> Path:
@@ -91,57 +96,63 @@ def record_notebook(
     from_bundle: bool = False,
     only_data: bool = False,
     parameters: dict[str, Any] | None = None,
+    db: str | os.PathLike[str] | None = None,
+    refresh: bool = False,
 ) -> Path:
     """Execute `path` live, rewrite it with outputs, write its bundle; returns the bundle.
 
-    `from_bundle=True` re-executes from the existing bundle instead (replay: no network, the
-    bundle is kept): how outputs are refreshed after the analysis code changes. `parameters`
-    override the notebook's ``parameters`` cell (papermill injects them after it).
-    `only_data` (with `from_bundle`): refresh only the data cells (``NBVAL_CHECK_OUTPUT``),
-    figures and cells whose code changed, keeping the live run's other outputs (progress,
-    timings, cache status) — how outputs follow a change in mmlab's own tables and plots.
+    Live calls go to `db` (default: ``MMLAB_DB``, else the project's database, as every
+    other command) and calls already cached there are reused; `refresh` (or
+    ``cache="refresh"``) first forgets the cached answers of the notebook's earlier calls —
+    those no other tag shares — so its calls are made afresh. The bundle holds exactly the
+    calls of this run (the notebook's tag, logged since it started).
+
+    `from_bundle=True` re-executes from the existing bundle instead (replay in a scratch
+    database: no network, the bundle is kept): how outputs are refreshed after the analysis
+    code changes. `parameters` override the notebook's ``parameters`` cell (papermill
+    injects them after it). `only_data` (with `from_bundle`): refresh only the data cells
+    (``NBVAL_CHECK_OUTPUT``), figures and cells whose code changed, keeping the live run's
+    other outputs (progress, timings, cache status) — how outputs follow a change in mmlab's
+    own tables and plots.
 
     Nothing is overwritten until the new pair is complete and (`verify`) replays under
     nbval: notebook and bundle are written to a staging folder beside the originals, checked
     there, and only then moved into place, bundle first. A failed cell, a crash or a full
-    disk leaves the old pair as it was.
+    disk leaves the old pair as it was — and the calls made so far in the database, where a
+    rerun reuses them.
     """
     import papermill
 
     notebook = Path(path).resolve()
     if not notebook.is_file() or notebook.suffix != ".ipynb":
         raise ConfigError(f"not a notebook: {path}")
+    if cache not in ("use", "refresh"):
+        raise ConfigError(f"record's cache must be 'use' or 'refresh'; got {cache!r}")
     tag = notebook.stem
     bundle = bundle_path(notebook)
     if from_bundle and not bundle.is_file():
         raise ConfigError(f"{notebook.name} has no bundle to replay ({bundle.name})")
     if only_data and not from_bundle:
         raise ConfigError("only_data refreshes a notebook from its bundle: use it with from_bundle")
-    # A live recording's calls survive a failed attempt (a typo in the last cell must not
-    # cost the hour of calls before it): they stay in this database until a recording of
-    # the notebook succeeds, and the next attempt is served from it. Only a private folder
-    # of ours: one planted at that name would feed the recording answers of its owner's
-    # choosing, or receive the calls.
-    resume = notebook.parent / f".mmlab-record-{tag}.resume"
-    if not from_bundle:
-        private_dir(resume)
     renderer_ready()  # figures' images need kaleido and Chromium: say so before the run
+    store = None if from_bundle else Store(Path(db) if db is not None else default_db_path())
+    if store is not None and (refresh or cache == "refresh"):
+        forgot = store.cache_clear(tag)
+        print(f"refresh: forgot {forgot} cached answer(s) of tag {tag!r} (those no other "
+              "tag uses)", file=sys.stderr)  # fmt: skip
+    started = time.time()
     # Beside the originals, so the final moves are renames within one filesystem.
     staging = Path(tempfile.mkdtemp(prefix=".mmlab-record-", dir=notebook.parent))
     ok = False
     try:
         staged_nb, staged_bundle = staging / notebook.name, staging / bundle.name
         with tempfile.TemporaryDirectory(prefix="mmlab-record-") as tmp:
-            if from_bundle:
-                db = Path(tmp) / "record.db"
-            else:
-                db = resume / "record.db"
-                if db.exists():
-                    print(f"resuming: calls of an earlier attempt are in {resume}", file=sys.stderr)
+            target = Path(tmp) / "record.db" if store is None else store.path
             executed = Path(tmp) / notebook.name
-            how = "from its bundle" if from_bundle else "live"
+            how = "from its bundle" if from_bundle else f"live, logging to {target}"
             print(f"recording {notebook.name} {how} (tag {tag!r}) ...", file=sys.stderr)
-            with _environment(MMLAB_DB=str(db), MMLAB_CACHE="replay" if from_bundle else cache):
+            mode = "replay" if from_bundle else "use"
+            with _environment(MMLAB_DB=str(target), MMLAB_CACHE=mode):
                 try:
                     papermill.execute_notebook(
                         str(notebook),
@@ -154,10 +165,10 @@ def record_notebook(
                 except papermill.PapermillExecutionError:
                     pass  # every cell ran; _clean() accepts only errors tagged raises-exception
             _clean(executed, staged_nb, keep=notebook if only_data else None)
-            if from_bundle:
+            if store is None:
                 shutil.copy2(bundle, staged_bundle)
             else:
-                info = export_bundle(Store(db), staged_bundle, tag=tag)
+                info = export_bundle(store, staged_bundle, tag=tag, since=started)
         if verify:
             verify_replay(staged_nb)
         if not from_bundle:
@@ -166,10 +177,10 @@ def record_notebook(
         ok = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if ok:
-            shutil.rmtree(resume, ignore_errors=True)
-        elif resume.exists():
-            print(f"the calls made so far are kept in {resume}: rerun to resume", file=sys.stderr)
+        if store is not None:
+            live, spent = store.live_calls(tag, started)
+            kept = "" if ok else f" (logged in {store.path}: a rerun reuses their answers)"
+            print(f"{live} live calls, ${spent:.4f}{kept}", file=sys.stderr)
     if from_bundle:
         print(f"wrote {notebook.name} (bundle unchanged)", file=sys.stderr)
     else:

@@ -12,11 +12,18 @@ forecast asks for them.
     from mmlab.reference import m1_report, forecast_reproduction
     m1_report()                                   # the table
     forecast_reproduction("AIME 2024")            # calls, expected and worst-case USD on M1
+
+The same figures give sweep forecasts their M1-like lengths (`m1_expected_tokens`): a sweep
+run on another model (the embedded one, say) is priced "at M1 list prices" with the lengths
+M1 writes, not the other model's.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import importlib.resources
+import io
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +39,34 @@ M1 = "minimax/minimax-m1"
 #: Assumed prompt size of a benchmark problem (statement plus M1's math system prompt) when
 #: none is given: AIME and GPQA statements run 100-300 tokens.
 DEFAULT_PROMPT_TOKENS = 300
+
+
+@functools.cache
+def m1_response_tokens() -> int:
+    """The M1 report's average response length on reasoning benchmarks, in tokens: the
+    smallest ``mean_output_tokens`` it gives (20,000 — AIME 2024 and LiveCodeBench, where it
+    says "above 20K": a lower bound). Read from the shipped table without pandas."""
+    text = importlib.resources.files("mmlab").joinpath("data/m1_report.csv").read_text()
+    means = [int(row["mean_output_tokens"]) for row in csv.DictReader(io.StringIO(text))
+             if row["mean_output_tokens"].strip()]  # fmt: skip
+    return min(means)
+
+
+def m1_expected_tokens(cap: int) -> int:
+    """The completion tokens an M1-like call is expected to write under a cap of `cap`:
+    ``min(cap, m1_response_tokens())``. M1's responses on AIME and LiveCodeBench average
+    above 20K tokens, so below that a reasoning prompt runs to its cap; an easy prompt runs
+    shorter (the figure is for reasoning benchmarks, and a lower bound there)."""
+    return min(int(cap), m1_response_tokens())
+
+
+def m1_lengths_note() -> str:
+    """One line saying where M1-like lengths come from (a forecast's label for them)."""
+    return (
+        f"M1-like lengths: min(max_tokens, {m1_response_tokens():,}) tokens a call — the M1 "
+        "report's average on AIME and LiveCodeBench is 'above 20K' (a lower bound there; easy "
+        "prompts run shorter; arXiv 2506.13585)"
+    )
 
 
 def m1_report() -> pd.DataFrame:

@@ -16,7 +16,11 @@ from typing import Any
 
 from .confidence import Scores, encode, scores_of
 from .fields import CACHED, cache_form
+from .pricing import Price, PriceTable, resolve
 from .wire import Reply, Usage, is_truncated
+
+#: The model `Response.cost_at` prices at unless told another.
+M1 = "minimax/minimax-m1"
 
 
 @dataclass(slots=True)
@@ -86,6 +90,13 @@ class Response:
     def truncated(self) -> bool:
         """Stopped by the token limit with an empty answer: thinking ate the budget."""
         return is_truncated(self.finish_reason, self.content)
+
+    def cost_at(self, model: str | Price = M1, table: PriceTable | None = None) -> float:
+        """What this response's tokens would cost at `model`'s list prices (a model id looked
+        up in `table`, default the embedded list prices; or a `mmlab.pricing.Price`): "what
+        would this call have cost on M1" for an answer from a free local model."""
+        u = self.usage
+        return resolve(model, table).cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
 
     def to_dict(self) -> dict[str, Any]:
         """The cache form: the response's own properties, not any call's (the fields

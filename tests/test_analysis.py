@@ -367,7 +367,8 @@ def test_wilson_coverage_in_truncation_rate_and_accuracy_vs_reasoning():
         }
     )
     out = truncation_rate(df, "study")
-    assert (out["ci_method"] == "Wilson score, per sample, 95%").all()
+    assert (out["ci_method"] == "Wilson").all()
+    assert out.attrs["ci_method"] == "Wilson score, per sample, 95%"
     covered = (out["ci_low"] <= rate) & (rate <= out["ci_high"])
     assert covered.mean() >= 0.94, covered.mean()
 
@@ -478,9 +479,12 @@ def test_summarize_numbers_unchanged_and_every_interval_labelled():
     assert (s["mean"], s["ci_low"], s["ci_high"]) == pytest.approx(
         (7.75, 7.75 - half, 7.75 + half)
     )
-    assert s["ci_method"] == "Student t over rows, 95%, clipped to the metric's range"
+    summary = summarize(df, "max_tokens", ["reasoning_tokens"])
+    assert s["ci_method"] == "t"  # a short code per row; the method named once, in attrs
+    assert summary.attrs["ci_method"] == "Student t over rows, 95%, clipped to the metric's range"
     tr = truncation_rate(df, "max_tokens")
-    assert tr["ci_method"].tolist() == ["Wilson score, per sample, 95%"] * 2
+    assert tr["ci_method"].tolist() == ["Wilson"] * 2
+    assert tr.attrs["ci_method"] == "Wilson score, per sample, 95%"
     assert tr["ci_low"].iloc[0] == pytest.approx(wilson(2, 4)[0])
 
 
@@ -1033,3 +1037,16 @@ def test_short_m_and_conf_at_k_bad_input_names_the_field(call, field):
     with pytest.raises(RequestError) as info:
         call()
     assert info.value.field == field
+
+
+def test_summaries_name_their_interval_method_once_not_on_every_row():
+    df = frame([[1, 0, 1], [0, 0, 1]], temperature=[0.0, 0.0, 1.0, 0.0, 1.0, 1.0],
+               reasoning_tokens=[5, 6, 7, 8, 9, 10], completion_tokens=20)  # fmt: skip
+    s = summarize(df, "temperature", ["score", "reasoning_tokens"])
+    # repeats of a problem within a group: clustered by problem; one row per problem: rows
+    assert set(s["ci_method"]) <= {"t", "t, by problem"}
+    assert max(len(m) for m in s["ci_method"]) <= 13
+    assert s.attrs["ci_methods"]["t, by problem"] == analysis.SUMMARIZE_CLUSTERED_CI
+    for code, text in s.attrs["ci_methods"].items():
+        assert f"{code}: {text}" in s.attrs["ci_method"] or s.attrs["ci_method"] == text
+    assert s.round(2).attrs["ci_method"] == s.attrs["ci_method"]  # survives display steps

@@ -243,7 +243,7 @@ def test_public_names_are_listed_once_and_the_type_checkers_copy_agrees():
 
 def test_sweeps_go_through_the_engine_never_the_store():
     # one lookup path: a sweep's cells, forecasts and the adaptive scheduler read the cache
-    # only through Engine.lookup_many / Engine.status / Engine.observed_lengths
+    # only through Engine.lookup_many / Engine.status / Engine.length_observations
     named = []
     for path in (PKG / "sweep").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from helpers import FAKE_KEY, cache_rows
@@ -119,3 +123,54 @@ def test_cli_export_and_import(lab, standin, db, tmp_path):
         [*run, "import", str(out), "--db", str(tmp_path / "t2.db")], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "bundle" in bad.stderr
+
+
+def test_export_since_holds_one_runs_calls_only(lab, tmp_path):
+    lab.chat("earlier", max_tokens=300, tag="nb")
+    lab.chat("also earlier", max_tokens=300, tag="nb")
+    start = time.time()
+    lab.chat("this run", max_tokens=300, tag="nb")
+    assert lab.chat("earlier", max_tokens=300, tag="nb").cache_hit  # reused by this run
+    path = tmp_path / "run.bundle.jsonl.gz"
+    assert export_bundle(lab.engine.store, path, tag="nb", since=start)["count"] == 2
+    prompts = sorted(e["request"]["request"]["messages"][0]["content"] for e in read_bundle(path))
+    assert prompts == ["earlier", "this run"]
+    assert export_bundle(lab.engine.store, tmp_path / "all.gz", tag="nb")["count"] == 3
+
+
+@pytest.mark.slow
+def test_the_readmes_script_route_runs_as_written(standin, tmp_path):
+    """README, "Two routes to a bundle": a script's tag, exported, imported elsewhere and
+    replayed offline — the commands exactly as the README prints them."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("**Two routes to a bundle", 1)[1].split("```bash\n", 1)[1]
+    commands = [line.split("  #", 1)[0].strip() for line in block.split("```", 1)[0].splitlines()]
+    script = "import mmlab\nlab = mmlab.Lab(tag='my-study', quiet=True)\n" \
+             "print(lab.chat('What is 6 * 7?', max_tokens=300).content)\n" \
+             "lab.sweep(['a', 'b'], mmlab.grid(max_tokens=[64, 128])).run(progress=False)\n"
+    here, there = tmp_path / "here", tmp_path / "there"
+    for machine in (here, there):
+        machine.mkdir()
+        (machine / "study.py").write_text(script)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MMLAB_")}
+    base["MMLAB_BASE_URL"] = standin.url
+
+    def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        env = {**base, "MMLAB_DB": str(cwd / "mine.db")}
+        words = command.split()
+        while "=" in words[0]:
+            name, value = words.pop(0).split("=", 1)
+            env[name] = value
+        program = [sys.executable] if words[0] == "python" else [sys.executable, "-m", "mmlab"]
+        out = subprocess.run([*program, *words[1:]], cwd=cwd, env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+        assert out.returncode == 0, (command, out.stderr[-2000:])
+        return out
+
+    first = run(commands[0], here)
+    assert len(standin.seen) == 5
+    assert "wrote 5 cached calls" in run(commands[1], here).stdout
+    shutil.copy(here / "my-study.bundle.jsonl.gz", there)
+    assert "imported 5 new of 5" in run(commands[2], there).stdout
+    again = run(commands[3], there)  # replay: every answer from the bundle
+    assert again.stdout == first.stdout and len(standin.seen) == 5

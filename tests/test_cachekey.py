@@ -9,7 +9,8 @@ import json
 import pytest
 from helpers import FAKE_KEY, FAST_RETRY
 
-from mmlab import Lab, Timeouts
+from mmlab import Lab, Timeouts, grid
+from mmlab.endpoints import OpenRouter
 from mmlab.errors import CacheMiss
 
 
@@ -71,3 +72,26 @@ def test_replay_miss_names_nearest_and_opens_no_socket(lab, standin, db, monkeyp
         asyncio.run(replay.achat("never recorded", max_tokens=1))
     assert connects == []
     assert len(standin.seen) == 1
+
+
+def test_a_sweep_cells_replay_miss_is_explained_by_its_own_sweep(lab, standin, db):
+    lab.sweep(["What is two plus two?", "Name a prime number."], grid(max_tokens=[64]),
+              temperature=0.0, seed=7, tag="mine").run(progress=False)  # fmt: skip
+    # an unrelated call one field away from the missing cell (a sweep's cells also carry
+    # provider routing); its own sweep's entries are two fields away
+    lab.chat("Name a colour.", max_tokens=65, temperature=0.0, seed=7, tag="other")
+    replay = Lab(endpoint=OpenRouter(standin.url, FAKE_KEY), db=db, cache="replay", quiet=True)
+    more = replay.sweep(["Name a colour."], grid(max_tokens=[65]), temperature=0.0, seed=7,
+                        tag="mine")  # fmt: skip
+    with pytest.raises(CacheMiss) as info:
+        more.run(progress=False)
+    near = info.value.nearest["request"]
+    assert near["max_tokens"] == 64 and near["provider"] == {"require_parameters": True}
+    assert "nearest entry of tag 'mine'" in str(info.value)
+    assert len(info.value.differences) == 2  # the prompt and max_tokens
+    # a call with no tagged neighbours still gets the model's nearest entry
+    with pytest.raises(CacheMiss) as loose:
+        replay.chat("Name a colour.", max_tokens=65, temperature=0.0, seed=8, tag="fresh")
+    assert loose.value.nearest["request"]["seed"] == 7
+    assert "nearest entry of tag" not in str(loose.value)
+    replay.close()

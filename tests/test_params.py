@@ -51,3 +51,31 @@ def test_params_are_normalised_and_ordered():
     assert out == {"temperature": 1.0, "max_tokens": 100, "seed": 3}
     assert isinstance(out["temperature"], float) and isinstance(out["seed"], int)
     assert list(out) == ["temperature", "max_tokens", "seed"]
+
+
+# --- errors that teach: the closest name ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("params", "hint"),
+    [
+        ({"temprature": 0.5}, "did you mean 'temperature'?"),
+        ({"max_token": 10}, "did you mean 'max_tokens'?"),
+        ({"reasoning": {"efort": "high"}}, "did you mean 'effort'?"),
+        ({"provider": {"orders": ["x"]}}, "did you mean 'order'?"),
+    ],
+)
+def test_unknown_names_say_the_closest_known_one(params, hint):
+    with pytest.raises(RequestError, match=hint):
+        check_params(params)
+    with pytest.raises(RequestError) as info:
+        check_params({"zzzzqqq": 1})
+    assert "did you mean" not in str(info.value)  # nothing close: no guess
+
+
+def test_a_misspelt_sweep_or_chat_argument_names_the_argument(lab, standin):
+    with pytest.raises(RequestError) as info:
+        lab.sweep(["a"], repeat=2)  # **fixed took it for a request parameter
+    assert "did you mean 'repeats'?" in str(info.value)
+    assert "sweep arguments: repeats, tag, system, scorer" in str(info.value)
+    with pytest.raises(RequestError, match="did you mean 'sample'"):
+        lab.chat("a", sampel=1)
+    assert standin.seen == []

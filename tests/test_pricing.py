@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
-from helpers import FAKE_KEY, M1
+from helpers import FAKE_KEY, M1, R1
 
 from mmlab import Lab
 from mmlab.endpoints import OpenRouter
+from mmlab.endpoints.base import Capabilities, Endpoint
 from mmlab.errors import ConfigError
 from mmlab.pricing import EMBEDDED, PER_M, Price, compare, parse_models, reprice
 from mmlab.testing import Fault, StandIn
@@ -121,3 +123,47 @@ def test_reprice_and_compare(lab):
     assert table.iloc[2]["total_usd"] > table.iloc[0]["total_usd"]
     with pytest.raises(ConfigError, match="no price"):
         reprice(df, "acme/unknown")
+
+
+# --- repricing where people look ---------------------------------------------------------------
+class FreeStandIn(Endpoint):
+    """The stand-in played as a free local model (what the embedded model is)."""
+
+    capabilities = Capabilities(free=True)
+
+
+def test_one_call_reprices_as_a_result_a_dict_or_a_one_row_frame(lab):
+    r = lab.chat("price one call", max_tokens=400)
+    u = r.usage
+    r1 = EMBEDDED[R1].cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+    assert r.cost_at(R1) == pytest.approx(r1)
+    assert r.cost_at() == pytest.approx(r.cost_usd)  # M1 by default: the stand-in bills M1's
+    assert reprice(r, R1) == pytest.approx(r1)
+    assert reprice(r.to_dict(), R1) == pytest.approx(r1)
+    one = pd.DataFrame([r.to_dict()])  # once a KeyError: 'prompt_tokens'
+    assert reprice(one, R1).tolist() == pytest.approx([r1])
+    assert reprice(lab.calls().iloc[-1], R1) == pytest.approx(r1)  # one log row
+    assert reprice(lab.calls().tail(1), R1).tolist() == pytest.approx([r1])
+
+
+def test_a_free_models_log_reprices_at_m1_what_it_spent_and_the_cache_saved(db):
+    with StandIn(omit_cost=True) as server:
+        lab = Lab(endpoint=FreeStandIn(server.url), db=db, quiet=True, tag="study")
+        first = lab.chat("a local question", max_tokens=300)
+        lab.chat("another local question", max_tokens=300)
+        hit = lab.chat("a local question", max_tokens=300)
+        assert hit.cache_hit and hit.saved_usd == 0.0 and first.cost_source == "local"
+        plain = lab.summary()
+        assert plain["spent_usd"].sum() == 0 and "repriced_spent_usd" not in plain
+        s = lab.summary(reprice=M1)
+        assert s["spent_usd"].sum() == 0 and s["saved_usd"].sum() == 0  # free: $0 both
+        calls = lab.calls()
+        paid = calls[calls["cache_status"] == "miss"]
+        assert s["repriced_spent_usd"].sum() == pytest.approx(reprice(paid, M1).sum())
+        assert s["repriced_saved_usd"].sum() == pytest.approx(hit.cost_at(M1))
+        assert s.attrs["reprice"] == f"at {M1} list prices (embedded:2026-11)"
+        by_model = lab.summary(["model"], reprice=R1)
+        assert by_model["repriced_saved_usd"].iloc[0] == pytest.approx(hit.cost_at(R1))
+        with pytest.raises(ConfigError, match="no price"):
+            lab.summary(reprice="acme/unknown")
+        lab.close()

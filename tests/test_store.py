@@ -10,7 +10,7 @@ import pytest
 
 from mmlab import Lab
 from mmlab.errors import ConfigError, StorageError
-from mmlab.store import CALL_COLUMNS, MIGRATIONS, Store
+from mmlab.store import CALL_COLUMNS, MIGRATIONS, CallRow, Store
 
 
 def test_fresh_db_is_migrated_and_marked(db):
@@ -103,3 +103,24 @@ def test_summary_totals(lab, standin):
     assert row["saved_usd"] == pytest.approx(a.cost_usd)
     assert row["completion_tokens"] == 2 * a.usage.completion_tokens
     assert len(lab.summary(by="day")) == 1 and len(lab.summary(by="model")) == 1
+
+
+def test_the_rollup_learns_hit_tokens_for_a_log_written_before_it_summed_them(db):
+    store = Store(db)
+    row = CallRow("id-1", 86400.5, "t", "k", "hit", "e", "m", 0, "{}", prompt_tokens=7,
+                  completion_tokens=11)  # fmt: skip
+    store.append_calls([row, CallRow("id-2", 86400.6, "t", "k2", "miss", "e", "m", 0, "{}",
+                                     prompt_tokens=5, completion_tokens=3)])  # fmt: skip
+    conn = sqlite3.connect(db)
+    # the roll-up as m002-m006 left it: no hit sums, until m007 backfills them
+    conn.execute("UPDATE usage_rollup SET hit_prompt_tokens = 0, hit_completion_tokens = 0")
+    conn.execute("DELETE FROM _migrations WHERE name = 'm007_rollup_hit_tokens'")
+    conn.execute("DROP TRIGGER calls_rollup_insert")
+    for column in ("hit_prompt_tokens", "hit_completion_tokens"):
+        conn.execute(f"ALTER TABLE usage_rollup DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    store.close()
+    summary = Store(db).usage_summary("tag", hit_tokens=True).iloc[0]
+    assert (summary["hit_prompt_tokens"], summary["hit_completion_tokens"]) == (7, 11)
+    assert (summary["prompt_tokens"], summary["completion_tokens"]) == (12, 14)

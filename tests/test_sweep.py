@@ -378,3 +378,17 @@ def test_the_live_scorer_sees_the_row_res_df_scores(arms):
     # the decisions used exactly the scores res.df holds
     by_cell = {r["cell"]: scorer(r) for r in live}
     assert all(res.df.set_index("cell")["score"][c] == v for c, v in by_cell.items())
+
+
+def test_run_stats_mention_concurrency_only_when_rate_limits_lowered_it(lab, standin):
+    from mmlab.sweep.results import RunStats
+
+    res = lab.sweep(PROMPTS, grid(max_tokens=[300]), tag="calm").run(concurrency=2,
+                                                                      progress=False)
+    assert res.stats.concurrency == 2 and "concurrency" not in str(res.stats)
+    nothing = lab.sweep(PROMPTS, grid(max_tokens=[300]), tag="calm").run(concurrency=2,
+                                                                         progress=False)
+    assert nothing.stats.sent == 0 and "concurrency" not in str(nothing.stats)
+    lowered = RunStats(cells=4, sent=4, rate_limited=3, concurrency=8, lowest_concurrency=2)
+    assert "3 rate-limited (concurrency down to 2)" in str(lowered)
+    assert "0 rate-limited · spent" in str(RunStats(cells=1, concurrency=8, lowest_concurrency=8))

@@ -13,7 +13,8 @@ import pytest
 from helpers import ARM_QUESTIONS, M1, R1, ROUTE_PROMPTS
 
 from mmlab import stop
-from mmlab.sweep import stop_from_spec, sweep_from_spec
+from mmlab.errors import MmlabError
+from mmlab.sweep import load_sweep_file, stop_from_spec, sweep_from_spec
 from mmlab.testing import gold_answer
 
 
@@ -139,3 +140,24 @@ def test_sweep_files_take_a_stop_rule(arms, tmp_path):
     assert "adaptive (" in run.stdout and "decided(by='temperature'" in run.stdout
     assert "adaptive: decided" in run.stdout and "best: temperature=0.0" in run.stdout
     assert len(server.seen) < 12 * 2 * 20
+
+
+@pytest.mark.parametrize(
+    ("content", "hint"),
+    [
+        ("prompts: [a]\nrepeat: 2", "did you mean 'repeats'?"),
+        ("prompts: [a]\nparams: {gird: {temperature: [1]}}", "did you mean 'grid'?"),
+        ("prompts: [a]\nparams: {grid: {temprature: [1]}}", "did you mean 'temperature'?"),
+        ("prompts: [a]\nfixed: {max_token: 5}", "did you mean 'max_tokens'?"),
+        ("prompts: [a]\nstop: {decide: {by: temperature}}", "did you mean 'decided'?"),
+        ("prompts: [a]\nstop: {ci_width: {by: temperature, widht: 0.1}}", "did you mean 'width'?"),
+        ("prompts: [a]\nscorer: final_answr", "did you mean 'final_answer'?"),
+    ],
+)
+def test_sweep_file_misspellings_say_the_closest_name(lab, tmp_path, content, hint):
+    path = tmp_path / "typo.yaml"
+    path.write_text(content)
+    with pytest.raises(MmlabError, match=hint):
+        spec = load_sweep_file(path)
+        sweep_from_spec(spec, lab.engine)
+        stop_from_spec(spec.get("stop"))

@@ -399,16 +399,16 @@ def test_13_record_leaves_the_old_pair_untouched_when_the_new_one_does_not_repla
     assert rec.returncode != 0 and "does not replay" in rec.stderr + rec.stdout
     assert path.read_bytes() == before
     assert (nbdir / "drift.bundle.jsonl.gz").read_bytes() == bundle_before
-    # no staging left behind; the calls made are kept (owner-only) for the next attempt
-    resume = nbdir / ".mmlab-record-drift.resume"
-    assert list(nbdir.glob(".mmlab-record-*")) == [resume]
-    assert resume.stat().st_mode & 0o777 == 0o700 and "rerun to resume" in rec.stderr
+    # no staging left behind; the calls made are kept — logged in the user's database — for
+    # the next attempt
+    assert list(nbdir.glob(".mmlab-record-*")) == []
+    assert "1 live calls" in rec.stderr and "a rerun reuses their answers" in rec.stderr
     sent = len(standin.seen)
     again = subprocess.run(
         [sys.executable, "-m", "mmlab", "record", str(path)], capture_output=True, text=True,
         env={**env, "MMLAB_BASE_URL": standin.url}, timeout=600,
     )  # fmt: skip
-    assert again.returncode != 0 and "resuming" in again.stderr
+    assert again.returncode != 0 and "0 live calls" in again.stderr
     assert len(standin.seen) == sent  # served from the kept calls: nothing paid twice
 
 
@@ -1064,22 +1064,15 @@ def test_r2_14_the_model_hash_memo_cannot_be_redirected(tmp_path, monkeypatch):
     assert not memo.is_symlink() and digest in json.loads(memo.read_text()).values()
 
 
-def test_r2_14_record_refuses_a_resume_folder_someone_planted(tmp_path, standin, monkeypatch):
-    study = tmp_path / "study"
-    study.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
-    path = study / "n.ipynb"
-    nbformat.write(nb, path)
+def test_r2_14_private_folders_refuse_a_planted_or_loose_one(tmp_path):
+    # `mmlab record` no longer keeps a resume folder beside the notebook (its calls go to the
+    # user's own database), so a planted one has nothing to feed or receive; the check that
+    # guarded it stays for whoever needs a private folder
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    (study / ".mmlab-record-n.resume").symlink_to(theirs, target_is_directory=True)
-    monkeypatch.setenv("MMLAB_BASE_URL", standin.url)
-    from mmlab.record import record_notebook
-
+    (tmp_path / "planted").symlink_to(theirs, target_is_directory=True)
     with pytest.raises(ConfigError, match="is a symlink"):
-        record_notebook(path)
-    assert list(theirs.iterdir()) == [] and standin.seen == []
-    assert sorted(p.name for p in study.iterdir()) == [".mmlab-record-n.resume", "n.ipynb"]
+        private_dir(tmp_path / "planted")
     # a real folder open to others is refused too; a private one of ours is used
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o777)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,41 @@ SUMMARIZE_CLUSTERED_CI = (
 )
 
 
+#: The short codes `summarize` and `truncation_rate` put in ``ci_method``: each frame names
+#: its methods' full texts once, in ``df.attrs["ci_method"]`` (one line) and
+#: ``df.attrs["ci_methods"]`` (code → text), not on every row. Other texts (the bootstrap-t's,
+#: which name their resamples and seed) are coded by their first clause.
+CI_CODES = {SUMMARIZE_CI: "t", SUMMARIZE_CLUSTERED_CI: "t, by problem", WILSON_CI: "Wilson"}
+
+
+def _code(text: str, taken: set[str]) -> str:
+    """The short code of one method text: `CI_CODES`, else its first clause, made unique
+    ("bootstrap-t over problems", "… (2)" for a second text with the same clause)."""
+    code = CI_CODES.get(text) or re.split(r" \(|, |; |: ", text, maxsplit=1)[0]
+    if ";" in text and code not in CI_CODES.values():
+        code += " + fallback bound"  # the bootstrap-t with a Wilson or t bound on one side
+    unique, n = code, 1
+    while unique in taken:
+        n += 1
+        unique = f"{code} ({n})"
+    taken.add(unique)
+    return unique
+
+
+def _methods_once(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its ``ci_method`` texts moved to ``df.attrs``, a short code left per row."""
+    texts = list(dict.fromkeys(df["ci_method"])) if "ci_method" in df else []
+    taken: set[str] = set()
+    codes = {text: _code(text, taken) for text in texts}
+    df.attrs["ci_methods"] = {code: text for text, code in codes.items()}
+    df.attrs["ci_method"] = (
+        texts[0] if len(texts) == 1 else "; ".join(f"{codes[t]}: {t}" for t in texts)
+    )
+    if texts:
+        df["ci_method"] = df["ci_method"].map(codes)
+    return df
+
+
 def summarize(
     df: pd.DataFrame,
     by: str | Sequence[str],
@@ -79,9 +115,10 @@ def summarize(
     with generator `seed`, with Wilson bounds where the units show no spread — an all-solved
     group gets [0.72, 1] from 10 problems, never [1, 1] (`mmlab.analysis.intervals`); for any
     other metric Student t over the units. Either way it is clipped to what the metric can
-    take; ``ci_method`` says which and ``ci_target`` is the population. ``std`` is the spread
-    of single rows. With one unit the interval is NaN and ``ci_method`` says why; NaN values
-    (not measured) are left out.
+    take; ``ci_method`` says which — a short code per row, the method in full once in
+    ``df.attrs["ci_method"]`` (`CI_CODES`) — and ``ci_target`` is the population. ``std`` is
+    the spread of single rows. With one unit the interval is NaN and ``ci_method`` says why;
+    NaN values (not measured) are left out.
 
     `metrics` defaults to those of `DEFAULT_METRICS` (and ``reasoning_share``, made from the
     token columns) that the frame has, so a frame without token columns summarises what it
@@ -132,7 +169,7 @@ def summarize(
                     "ci_target": POPULATION,
                 }
             )
-    return pd.DataFrame(rows)
+    return _methods_once(pd.DataFrame(rows))
 
 
 def _interval(
@@ -172,9 +209,10 @@ def reasoning_share(df: pd.DataFrame) -> pd.Series:
 def truncation_rate(df: pd.DataFrame, by: str | Sequence[str] = "max_tokens") -> pd.DataFrame:
     """Share of cells stopped by length with an empty answer, per group, with a Wilson CI.
 
-    The Wilson score interval treats the cells as independent samples (``ci_method``): with
-    several samples of a problem it is an interval for these problems (``ci_target``), with
-    one row per problem for the population. RequestError naming a missing column.
+    The Wilson score interval treats the cells as independent samples (``ci_method``: a short
+    code per row, the method in full in ``df.attrs["ci_method"]``): with several samples of a
+    problem it is an interval for these problems (``ci_target``), with one row per problem for
+    the population. RequestError naming a missing column.
     """
     import pandas as pd
 
@@ -199,7 +237,7 @@ def truncation_rate(df: pd.DataFrame, by: str | Sequence[str] = "max_tokens") ->
                 "ci_target": per_sample_target(part),
             }
         )
-    return pd.DataFrame(rows)
+    return _methods_once(pd.DataFrame(rows))
 
 
 #: What `compare_providers` measures per (model, provider).

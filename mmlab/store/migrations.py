@@ -231,6 +231,60 @@ def m006_imports_beside(db: sqlite3.Connection) -> None:
     )
 
 
+#: The roll-up's sums over cache hits alone (m007): what repricing the log needs to tell the
+#: calls that were sent from those the cache answered.
+HIT_SUMS = ("hit_prompt_tokens", "hit_completion_tokens")
+
+
+@migration
+def m007_rollup_hit_tokens(db: sqlite3.Connection) -> None:
+    """The roll-up also sums the tokens of cache hits, so a summary can price what the
+    calls sent and the hits served would cost at another model's list prices."""
+    keys = (
+        "CAST(NEW.ts / 86400 AS INTEGER), COALESCE(NEW.tag, ''), COALESCE(NEW.model, ''), "
+        "COALESCE(NEW.endpoint, ''), COALESCE(NEW.provider, '')"
+    )
+    values = (
+        "1, NEW.cache_status = 'hit', NEW.error IS NOT NULL, COALESCE(NEW.prompt_tokens, 0), "
+        "COALESCE(NEW.completion_tokens, 0), COALESCE(NEW.reasoning_tokens, 0), "
+        "NEW.spent_usd, NEW.saved_usd, "
+        "CASE WHEN NEW.cache_status = 'hit' THEN COALESCE(NEW.prompt_tokens, 0) ELSE 0 END, "
+        "CASE WHEN NEW.cache_status = 'hit' THEN COALESCE(NEW.completion_tokens, 0) ELSE 0 END"
+    )
+    sums = ("calls", "hits", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+            "spent_usd", "saved_usd", *HIT_SUMS)  # fmt: skip
+    upsert = ", ".join(f"{c} = {c} + excluded.{c}" for c in sums)
+    match = (
+        "h.day = usage_rollup.day AND h.tag = usage_rollup.tag AND h.model = usage_rollup.model "
+        "AND h.endpoint = usage_rollup.endpoint AND h.provider = usage_rollup.provider"
+    )
+    _script(
+        db,
+        f"""
+        ALTER TABLE usage_rollup ADD COLUMN hit_prompt_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage_rollup ADD COLUMN hit_completion_tokens INTEGER NOT NULL DEFAULT 0;
+        DROP TRIGGER IF EXISTS calls_rollup_insert;
+        CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls BEGIN
+            INSERT INTO usage_rollup VALUES ({keys}, {values})
+            ON CONFLICT DO UPDATE SET {upsert};
+        END;
+        CREATE TABLE _m007_hits (
+            day INTEGER, tag TEXT, model TEXT, endpoint TEXT, provider TEXT,
+            p INTEGER, c INTEGER, PRIMARY KEY (day, tag, model, endpoint, provider)
+        ) WITHOUT ROWID;
+        INSERT INTO _m007_hits
+            SELECT CAST(ts / 86400 AS INTEGER), COALESCE(tag, ''), COALESCE(model, ''),
+                   COALESCE(endpoint, ''), COALESCE(provider, ''),
+                   COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)
+            FROM calls WHERE cache_status = 'hit' GROUP BY 1, 2, 3, 4, 5;
+        UPDATE usage_rollup SET
+            hit_prompt_tokens = COALESCE((SELECT p FROM _m007_hits h WHERE {match}), 0),
+            hit_completion_tokens = COALESCE((SELECT c FROM _m007_hits h WHERE {match}), 0);
+        DROP TABLE _m007_hits;
+        """,
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; migrations must stay inside the caller's transaction.
     # Statements are separated by a ';' at the end of a line (triggers hold inner ';').

@@ -25,7 +25,7 @@ from ..errors import ConfigError, RequestError, StorageError
 from . import generations, migrations
 from .files import check_foreign, check_path, connect, refuse_foreign, storage_error
 from .inflight import Claims, add_reservation, claims_for, drop_reservation
-from .migrations import ROLLUP_SUMS
+from .migrations import HIT_SUMS, ROLLUP_SUMS
 from .rows import (
     CACHE_COLUMNS,
     CALL_COLUMNS,
@@ -241,15 +241,30 @@ class Store:
             found.update(k for k in chunk if k in stored)
         return found
 
-    def cache_candidates(self, endpoint: str, model: str) -> list[str]:
-        """Stored key material of one endpoint and model, for explaining replay misses."""
+    def cache_candidates(
+        self, endpoint: str, model: str, tag: str | None = None
+    ) -> tuple[list[str], bool]:
+        """Stored key material to explain a replay miss with, and whether it is `tag`'s own:
+        the entries calls tagged `tag` (or below) used, of this endpoint and model — a sweep
+        cell's neighbours, not an unrelated prompt —, else every entry of the endpoint and
+        model, else any entry."""
+        if tag is not None:
+            inside, args = in_scope("tag", tag)
+            rows = self._log_read(
+                "SELECT request FROM cache WHERE endpoint = ? AND model = ? AND key IN "
+                f"(SELECT cache_key FROM calls WHERE {inside} AND cache_key IS NOT NULL) "
+                "LIMIT 5000",
+                (endpoint, model, *args),
+            )
+            if rows:
+                return [r[0] for r in rows], True
         rows = self._read(
             "SELECT request FROM cache WHERE endpoint = ? AND model = ? LIMIT 5000",
             (endpoint, model),
         )
         if not rows:
             rows = self._read("SELECT request FROM cache LIMIT 5000")
-        return [r[0] for r in rows]
+        return [r[0] for r in rows], False
 
     def cache_put(self, entries: Sequence[CacheEntry], *, replace: bool = False) -> int:
         """Insert cache entries in one transaction (existing keys are kept unless `replace`);
@@ -263,11 +278,16 @@ class Store:
 
         return self._write(txn)
 
-    def cache_entries(self, tag: str) -> tuple[list[CacheEntry], int]:
+    def cache_entries(
+        self, tag: str, since: float | None = None
+    ) -> tuple[list[CacheEntry], int]:
         """The cache entries successful calls tagged `tag` (or below it) used — the very
         entry that answered each (this project's own or an import's) — sorted by key, and
-        how many such calls' entries are gone (cleared since)."""
+        how many such calls' entries are gone (cleared since). `since`: only calls logged
+        at or after that time (one recording's calls, not the tag's whole history)."""
         where, args = tag_filter("tag", tag)
+        if since is not None:
+            where, args = f"{where} AND ts >= ?", [*args, since]
         used = self._log_read(
             f"SELECT DISTINCT cache_key, origin FROM calls {where} AND cache_key IS NOT NULL "
             "AND error IS NULL",
@@ -434,11 +454,12 @@ class Store:
         return df
 
     def usage_summary(
-        self, by: str | Sequence[str], scope: str | None = None
+        self, by: str | Sequence[str], scope: str | None = None, *, hit_tokens: bool = False
     ) -> pd.DataFrame:
         """Totals of the log grouped `by` one or more of day | model | tag | endpoint |
         provider: calls, hits, errors, tokens, spent and saved USD (read from the roll-up,
-        not the log)."""
+        not the log). `hit_tokens`: also the tokens of the cache hits alone
+        (``hit_prompt_tokens``, ``hit_completion_tokens``: what repricing needs)."""
         import pandas as pd
 
         keys = [by] if isinstance(by, str) else list(by)
@@ -448,14 +469,15 @@ class Store:
                 f"by must be one or more of {', '.join(SUMMARY_GROUPS)}; got {by!r}", "by"
             )
         where, args = tag_filter("tag", scope)
-        sums = ", ".join(f"SUM({c}) AS {c}" for c in ROLLUP_SUMS)
+        columns = (*ROLLUP_SUMS, *HIT_SUMS) if hit_tokens else ROLLUP_SUMS
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in columns)
         order = ", ".join(str(i + 1) for i in range(len(keys)))
         rows = self._log_read(
             f"SELECT {', '.join(keys)}, {sums} FROM usage_rollup {where} "
             f"GROUP BY {order} ORDER BY {order}",
             args,
         )
-        df = pd.DataFrame.from_records(rows, columns=[*keys, *ROLLUP_SUMS])
+        df = pd.DataFrame.from_records(rows, columns=[*keys, *columns])
         if "day" in keys and len(df):
             df["day"] = pd.to_datetime(df["day"] * 86400, unit="s", utc=True).dt.strftime(
                 "%Y-%m-%d"
@@ -484,24 +506,34 @@ class Store:
                 errors[key] = error
         return errors
 
-    def observed_lengths(self, model: str, endpoint: str) -> tuple[dict[Any, float], int]:
-        """Mean completion tokens of logged successful calls to a model, by ``max_tokens``
-        (key None: calls without one; ``"any"``: all), and how many calls that is."""
+    def live_calls(self, scope: str | None, since: float) -> tuple[int, float]:
+        """(calls sent, USD spent) under tag `scope` logged at or after `since`: every call
+        that went to an endpoint (cache hits not), and everything it spent — retried
+        attempts' charges included."""
+        where, args = tag_filter("tag", scope)
+        sent, spent = self._log_read(
+            "SELECT COALESCE(SUM(cache_status NOT IN ('hit', 'retried')), 0), "
+            f"COALESCE(SUM(spent_usd), 0) FROM calls {where} AND ts >= ?",
+            [*args, since],
+        )[0]
+        return int(sent), float(spent)
+
+    def length_observations(
+        self, model: str, endpoint: str
+    ) -> list[tuple[int | None, int, bool, int]]:
+        """What logged paid calls to `model` at `endpoint` wrote: rows of (``max_tokens`` —
+        None without one —, completion tokens, cut at the cap — finish reason ``length``,
+        so the length is a lower bound —, how many calls). Successful calls only; cache hits
+        and replies whose usage a provider's response cache zeroed are not observations."""
         rows = self._log_read(
-            "SELECT json_extract(params, '$.max_tokens'), AVG(completion_tokens), COUNT(*) "
+            "SELECT json_extract(params, '$.max_tokens'), completion_tokens, "
+            "COALESCE(finish_reason = 'length', 0), COUNT(*) "
             "FROM calls WHERE model = ? AND endpoint = ? AND error IS NULL "
-            "AND cache_status != 'hit' AND completion_tokens IS NOT NULL GROUP BY 1",
+            "AND cache_status NOT IN ('hit', 'retried') AND completion_tokens IS NOT NULL "
+            "AND COALESCE(cost_source, '') != 'provider_cache' GROUP BY 1, 2, 3",
             (model, endpoint),
         )
-        out: dict[Any, float] = {}
-        n, total = 0, 0.0
-        for max_tokens, mean, count in rows:
-            out[max_tokens] = float(mean)
-            n += count
-            total += float(mean) * count
-        if n:
-            out["any"] = total / n
-        return out, n
+        return [(cap, int(tokens), bool(cut), int(n)) for cap, tokens, cut, n in rows]
 
     def rebill(self, call_id: str, cache_key: str | None, cost: float) -> None:
         """Record a billed cost for a logged call (and its cache entry), in one transaction."""

@@ -8,7 +8,8 @@
 
     spaces.py    grid / zip_ / random_ parameter spaces
     cells.py     prompts × points × repeats → cells (prepared calls); their status
-    forecast.py  calls, tokens and USD before running
+    forecast.py  calls, tokens and USD before running, each length saying where it came from
+    lengths.py   expected completion lengths from the log (censored where a call was cut)
     runner.py    the run: cached cells served, the rest sent concurrently under a budget;
                  with a stopping rule (`mmlab.stop`), in adaptive rounds
     results.py   the result columns, ``res.df`` and `SweepResult`

@@ -11,13 +11,14 @@ part (`mmlab.cli`).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import scorers
-from ..errors import ConfigError, RequestError
+from ..errors import ConfigError, RequestError, did_you_mean
 from ..problems import load_problems
 from ..stop import Rule
 from .spaces import Space, grid, random_, zip_
@@ -51,6 +52,9 @@ SETTINGS = frozenset(
 STOP_RULES = {"decided": None, "ci_width": None, "budget": "usd", "max_repeats": "n"}
 
 
+#: The parameter spaces a sweep file's ``params`` may combine.
+SPACES = ("grid", "zip", "random")
+
 #: The settings that name a file, read relative to the sweep file's folder.
 PATH_SETTINGS = ("prompts_file",)
 
@@ -83,10 +87,12 @@ def load_sweep_file(path: str | Path, *, allow_outside_paths: bool = False) -> d
         raise ConfigError(f"sweep file {path} does not parse: {exc}") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"sweep file {path} must hold a mapping of settings")
-    unknown = set(spec) - SETTINGS
+    unknown = sorted(map(str, set(spec) - SETTINGS))
     if unknown:
+        hints = "".join(did_you_mean(name, SETTINGS) for name in unknown)
         raise ConfigError(
-            f"sweep file {path}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(SETTINGS)}"
+            f"sweep file {path}: unknown setting(s) {unknown}{hints} (allowed: "
+            f"{sorted(SETTINGS)})"
         )
     spec["_dir"] = str(path.parent)
     for name in PATH_SETTINGS:
@@ -151,7 +157,9 @@ def _space_from_spec(raw: Any) -> Space | list[dict[str, Any]] | None:
             )
         else:
             raise RequestError(
-                f"params: unknown space {kind!r}; use grid, zip or random", field="params"
+                f"params: unknown space {kind!r}{did_you_mean(kind, SPACES)}; use grid, zip or "
+                "random",
+                field="params",
             )
     out = spaces[0]
     for s in spaces[1:]:
@@ -204,7 +212,9 @@ def stop_from_spec(raw: Any) -> Rule | None:
     for name, settings in raw.items():
         if name not in STOP_RULES:
             raise RequestError(
-                f"stop: unknown rule {name!r}; use {', '.join(STOP_RULES)}", field="stop"
+                f"stop: unknown rule {name!r}{did_you_mean(name, STOP_RULES)}; use "
+                f"{', '.join(STOP_RULES)}",
+                field="stop",
             )
         bare = STOP_RULES[name]
         if bare is not None and not isinstance(settings, dict):
@@ -213,10 +223,13 @@ def stop_from_spec(raw: Any) -> Rule | None:
             raise RequestError(
                 f"stop.{name} must be a mapping of settings; got {settings!r}", field="stop"
             )
+        make = getattr(stop, name)
         try:
-            rules.append(getattr(stop, name)(**settings))
+            rules.append(make(**settings))
         except TypeError as exc:  # an unknown or missing setting
-            raise RequestError(f"stop.{name}: {exc}", field="stop") from None
+            known = inspect.signature(make).parameters
+            hints = "".join(did_you_mean(str(k), known) for k in settings if k not in known)
+            raise RequestError(f"stop.{name}: {exc}{hints}", field="stop") from None
     out = rules[0]
     for r in rules[1:]:
         out = out | r
@@ -230,7 +243,9 @@ def sweep_from_spec(spec: Mapping[str, Any], engine: Engine) -> Sweep:
         scorer = getattr(scorers, str(spec["scorer"]), None)
         if scorer is None or not callable(scorer):
             raise RequestError(
-                f"unknown scorer {spec['scorer']!r}; known: {', '.join(scorers.__all__)}",
+                f"unknown scorer {spec['scorer']!r}"
+                f"{did_you_mean(str(spec['scorer']), scorers.__all__)}; known: "
+                f"{', '.join(scorers.__all__)}",
                 field="scorer",
             )
     return Sweep(

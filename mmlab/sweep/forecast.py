@@ -1,9 +1,16 @@
 """What a sweep will cost before it runs: calls, tokens, and expected and worst-case USD.
 
 Each call is priced as its own model at its own endpoint (a sweep may span several).
-Expected completion lengths come from logged calls of the same model and ``max_tokens`` once
-there are any, else a prior share of ``max_tokens``; the worst case is every call using its
-whole completion cap (the same arithmetic the budget reserves, `mmlab.pricing`).
+Expected completion lengths come from logged calls of the same model, endpoint and
+``max_tokens``; else from the model's calls at other caps, read as a censored sample (a call
+cut at its cap only says the model writes *more*: `mmlab.sweep.lengths`); else a prior share
+of ``max_tokens`` — and the forecast says which, per length. The worst case is every call
+using its whole completion cap (the same arithmetic the budget reserves, `mmlab.pricing`).
+
+"At MiniMax M1 list prices" prices what M1 would write: on another model (the embedded one,
+say), M1-like lengths from the M1 report (`mmlab.reference.m1_expected_tokens`), shown beside
+the run model's own lengths at M1's prices — a 135M model's 100-token answers say nothing of
+what a 20,000-token M1 study costs.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from ..pricing import (
     prompt_tokens_bound,
     worst_case_usd,
 )
+from ..reference import m1_expected_tokens, m1_lengths_note
+from ..result import same_model
+from .lengths import PRIOR_COMPLETION_SHARE, Expected, cap_name, expected_length
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,9 +38,8 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from .cells import Cell
 
-#: Prior share of max_tokens a reasoning model spends, before the log has observations.
-#: Reasoning models often run close to their budget (M1's RL responses pass 20K tokens).
-PRIOR_COMPLETION_SHARE = 0.6
+__all__ = ["M1", "PRIOR_COMPLETION_SHARE", "Forecast", "cell_worst_usd", "forecast"]
+
 M1 = "minimax/minimax-m1"
 
 
@@ -49,6 +58,8 @@ class Forecast:
     expected_usd: float
     m1_worst_usd: float
     m1_expected_usd: float
+    """Expected USD at M1's list prices with the lengths M1 would write: M1's own logged
+    lengths for calls to M1, M1-like lengths (the M1 report's) for calls to any other model."""
     price_ref: str
     observed_from: int
     """Logged calls the expected completion lengths were learned from (0: the prior)."""
@@ -59,8 +70,16 @@ class Forecast:
     `mmlab.stop.expected_share`); its worst case is the fixed design."""
     by_model: list[dict[str, Any]] = field(default_factory=list)
     """One entry per (endpoint, model) the calls go to: ``model``, ``endpoint``, ``calls``,
-    ``expected_usd``, ``worst_usd``, ``price_ref``, ``observed_from`` — each model at its
-    own price."""
+    ``expected_usd``, ``worst_usd``, ``price_ref``, ``observed_from``, ``lengths_from``
+    (where its expected lengths came from), ``m1_expected_usd`` (M1's prices, M1-like
+    lengths) and ``m1_own_lengths_usd`` (M1's prices, this model's lengths) — each model at
+    its own price."""
+    m1_own_lengths_usd: float = 0.0
+    """Expected USD at M1's list prices with the run models' own expected lengths."""
+    lengths: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per (endpoint, model, ``max_tokens``): ``calls``, ``expected_tokens`` (per
+    call), ``method`` (same max_tokens | censored | prior), ``source`` (one line), and
+    ``learned_from`` (logged calls)."""
 
     def table(self) -> pd.DataFrame:
         """`by_model` as a DataFrame (one row per endpoint and model)."""
@@ -68,12 +87,39 @@ class Forecast:
 
         return pd.DataFrame(self.by_model)
 
-    def __str__(self) -> str:
-        basis = (
-            f"observed completion lengths of {self.observed_from} logged call(s)"
-            if self.observed_from
-            else f"a prior of {PRIOR_COMPLETION_SHARE:.0%} of max_tokens (no similar calls yet)"
+    @property
+    def m1_like(self) -> bool:
+        """Whether the M1 line uses M1-like lengths for some calls (they go to other models)."""
+        return any(not same_model(M1, g["model"]) for g in self.by_model if g["calls"])
+
+    def _m1_line(self) -> str:
+        line = (
+            f"at MiniMax M1 list prices: expected ${self.m1_expected_usd:.4f}, worst case "
+            f"${self.m1_worst_usd:.4f}"
         )
+        if not self.m1_like:
+            return line
+        others = ", ".join(
+            g["model"] for g in self.by_model if g["calls"] and not same_model(M1, g["model"])
+        )
+        return (
+            f"at MiniMax M1 list prices: expected ${self.m1_expected_usd:.4f} with M1-like "
+            f"lengths, ${self.m1_own_lengths_usd:.4f} with {others}'s own lengths; worst case "
+            f"${self.m1_worst_usd:.4f}\n  {m1_lengths_note()}"
+        )
+
+    def _lengths_lines(self) -> str:
+        many = len({(g["model"], g["endpoint"]) for g in self.lengths}) > 1
+        lines = []
+        for g in self.lengths:
+            where = f"{g['model']} @ {g['endpoint']}, " if many else ""
+            lines.append(
+                f"\n  {where}{cap_name(g['max_tokens'])}: ~{g['expected_tokens']:,.0f} tokens a "
+                f"call — {g['source']}"
+            )
+        return "".join(lines)
+
+    def __str__(self) -> str:
         kept = (
             f", {self.errors_kept} failed (kept; retry_errors=True reruns them)"
             if self.errors_kept
@@ -85,9 +131,9 @@ class Forecast:
             f"~{self.expected_completion_tokens:,}, worst case {self.worst_completion_tokens:,}\n"
             f"cost ({self.price_ref}): expected ${self.expected_usd:.4f}, worst case "
             f"${self.worst_usd:.4f}\n"
-            f"at MiniMax M1 list prices: expected ${self.m1_expected_usd:.4f}, worst case "
-            f"${self.m1_worst_usd:.4f}\n"
-            f"expected lengths from {basis}"
+            f"{self._m1_line()}\n"
+            f"expected lengths (learned from {self.observed_from} logged call(s)):"
+            + self._lengths_lines()
             + (
                 "".join(
                     f"\n  {g['model']} @ {g['endpoint']}: {g['calls']} calls, expected "
@@ -148,7 +194,8 @@ async def forecast(
     engine: Engine, cells: int, todo: Sequence[Cell], hits: int, errors_kept: int
 ) -> Forecast:
     """The forecast of sending `todo` (of `cells` in all, `hits` cached): each call at its
-    own model's price, its expected length learned from that model's logged calls."""
+    own model's price, its expected length learned from that model's logged calls (see the
+    module docstring), and at M1's list prices with M1's lengths."""
     m1 = EMBEDDED[M1]
     total = Forecast(cells=cells, hits=hits, to_call=len(todo), errors_kept=errors_kept,
                      prompt_tokens=0, worst_completion_tokens=0, expected_completion_tokens=0,
@@ -159,32 +206,56 @@ async def forecast(
         via = group[0].call.via if group else engine.endpoint
         free = via.capabilities.free
         price, table = (None, EMBEDDED) if free else await engine.price_for(via, model)
-        observed, observed_n = await asyncio.to_thread(
-            engine.observed_lengths, model, identity
-        )
-        worst_usd = expected_usd = 0.0
+        observations = await asyncio.to_thread(engine.length_observations, model, identity)
+        is_m1 = same_model(M1, model)
+        known: dict[tuple[Any, int], Expected] = {}
+        per_cap: dict[Any, dict[str, Any]] = {}
+        usd = {"expected": 0.0, "worst": 0.0, "m1": 0.0, "m1_own": 0.0}
         for c in group:
             body = c.call.body
             prompt = estimate_prompt_tokens(body["messages"])
             bound = prompt_tokens_bound(body)  # the worst case a budget holds
             cap = completion_cap(body, price)
-            prior = observed.get("any", PRIOR_COMPLETION_SHARE * cap)
-            expected = int(math.ceil(min(cap, observed.get(body.get("max_tokens"), prior))))
+            asked = body.get("max_tokens")
+            guess = known.get((asked, cap))
+            if guess is None:
+                guess = known[(asked, cap)] = expected_length(observations, model, asked, cap)
+            expected = int(math.ceil(guess.tokens))
+            entry = per_cap.setdefault(asked, {"guess": guess, "calls": 0})
+            entry["calls"] += 1
             total.prompt_tokens += prompt
             total.worst_completion_tokens += cap
             total.expected_completion_tokens += expected
             if price is not None:
-                worst_usd += price.cost(bound, cap)
-                expected_usd += price.cost(prompt, expected)
-            total.m1_worst_usd += m1.cost(bound, cap)
-            total.m1_expected_usd += m1.cost(prompt, expected)
+                usd["worst"] += price.cost(bound, cap)
+                usd["expected"] += price.cost(prompt, expected)
+            m1_cap = completion_cap(body, m1)
+            m1_tokens = expected if is_m1 else m1_expected_tokens(m1_cap)
+            total.m1_worst_usd += m1.cost(bound, m1_cap)
+            usd["m1"] += m1.cost(prompt, m1_tokens)
+            usd["m1_own"] += m1.cost(prompt, expected)
+        learned = {k for e in known.values() for k in e.max_tokens}
+        observed_n = sum(o[3] for o in observations if o[0] in learned)
+        for asked, entry in per_cap.items():
+            g: Expected = entry["guess"]
+            total.lengths.append({"model": model, "endpoint": identity, "max_tokens": asked,
+                                  "calls": entry["calls"], "expected_tokens": g.tokens,
+                                  "method": g.method, "source": g.source,
+                                  "learned_from": g.calls})  # fmt: skip
         ref = "local: free" if free else table.source if price else f"no price for {model}"
-        total.worst_usd += worst_usd
-        total.expected_usd += expected_usd
+        total.worst_usd += usd["worst"]
+        total.expected_usd += usd["expected"]
+        total.m1_expected_usd += usd["m1"]
+        total.m1_own_lengths_usd += usd["m1_own"]
         total.observed_from += observed_n
+        sources = [e["guess"].source for e in per_cap.values()]
+        if len(sources) > 1:
+            sources = [f"{cap_name(a)}: {e['guess'].source}" for a, e in per_cap.items()]
         total.by_model.append({"model": model, "endpoint": identity, "calls": len(group),
-                               "expected_usd": expected_usd, "worst_usd": worst_usd,
-                               "price_ref": ref, "observed_from": observed_n})  # fmt: skip
+                               "expected_usd": usd["expected"], "worst_usd": usd["worst"],
+                               "price_ref": ref, "observed_from": observed_n,
+                               "lengths_from": "; ".join(sources), "m1_expected_usd": usd["m1"],
+                               "m1_own_lengths_usd": usd["m1_own"]})  # fmt: skip
     refs = list(dict.fromkeys(g["price_ref"] for g in total.by_model))
     total.price_ref = refs[0] if len(refs) == 1 else "; ".join(refs)
     return total

@@ -273,6 +273,7 @@ class RunStats:
     retries: int = 0
     rate_limited: int = 0
     lowest_concurrency: int = 0
+    """The lowest the concurrency limit went (rate limits halve it)."""
     spent_usd: float = 0.0
     seconds: float = 0.0
     stopped: str | None = None
@@ -282,13 +283,21 @@ class RunStats:
     adaptive_stop: str | None = None
     """Why an adaptive run's stopping rule ended it (None: a fixed run, or not yet decided)."""
     adaptive: AdaptiveOutcome | None = None
+    concurrency: int = 0
+    """The concurrency the run started with (0: not known)."""
 
     def __str__(self) -> str:
+        # the limit is news only when rate limits lowered it below where the run started
+        lowered = (
+            f" (concurrency down to {self.lowest_concurrency})"
+            if self.lowest_concurrency < self.concurrency
+            or (not self.concurrency and self.rate_limited)
+            else ""
+        )
         head = (
             f"{self.cells} cells · {self.hits} cached · {self.sent} sent "
             f"({self.succeeded} ok, {self.failed} failed) · {self.retries} retries · "
-            f"{self.rate_limited} rate-limited (concurrency down to "
-            f"{self.lowest_concurrency}) · spent ${self.spent_usd:.4f} · "
+            f"{self.rate_limited} rate-limited{lowered} · spent ${self.spent_usd:.4f} · "
             f"{self.seconds:.1f} s"
         )
         if self.adaptive is not None:

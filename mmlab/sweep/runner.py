@@ -137,7 +137,9 @@ class Runner:
         self.stream = stream
         self.limits = [(sweep.tag, budget)] if budget is not None else []
         self.throttle = Throttle(concurrency)
-        self.stats = RunStats(cells=len(sweep.cells), lowest_concurrency=concurrency)
+        self.stats = RunStats(
+            cells=len(sweep.cells), lowest_concurrency=concurrency, concurrency=concurrency
+        )
         self.columns = Columns(len(sweep.cells))
         self.failures: dict[int, str] = {}
         self.flight = _InFlight()
@@ -183,7 +185,9 @@ class Runner:
         todo, held_back = self._limit(todo)
         self.held_back += held_back
         if todo and self.sweep.engine.cache_mode == "replay":
-            raise self.sweep.engine.miss_error(todo[0].call)
+            # explained against this sweep's own entries: reading the log waits for its
+            # queued hit rows, off the event loop
+            raise await asyncio.to_thread(self.sweep.engine.miss_error, todo[0].call)
         self.bar.update(served + sum(c.index in self.failures for c in cells))
         await self._send_all(todo)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RequestError
+from ..errors import RequestError, did_you_mean
 from ..params import NAMES
 
 
@@ -49,7 +49,8 @@ def _check_axes(kind: str, axes: Mapping[str, Any]) -> None:
     for name, values in axes.items():
         if name not in NAMES:
             raise RequestError(
-                f"{kind}(): unknown parameter {name!r}; allowed: {', '.join(NAMES)}",
+                f"{kind}(): unknown parameter {name!r}{did_you_mean(name, NAMES)} (allowed: "
+                f"{', '.join(NAMES)})",
                 field=name,
             )
         if kind != "random_" and (

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from ..engine import Call, Engine
 
 
+#: A sweep's own keyword arguments (beside the fixed request parameters), for suggestions.
+SWEEP_ARGUMENTS = ("repeats", "tag", "system", "scorer")
+
+
 class Sweep:
     """A sweep definition bound to an engine (a `Lab`). Build with `Lab.sweep`.
 
@@ -71,7 +75,8 @@ class Sweep:
         self.repeats = repeats
         self.system = system
         self.scorer = scorer
-        self.fixed = check_params(dict(fixed or {}))
+        # Lab.sweep's **fixed takes any keyword: a misspelt argument (repeat=2) lands here
+        self.fixed = check_params(dict(fixed or {}), arguments=SWEEP_ARGUMENTS, caller="sweep")
         self.prompts = prompt_table(prompts)
         # counted before a point or a cell is made: a typo must not end in a MemoryError
         check_size(len(self.prompts), size_of(params), repeats)

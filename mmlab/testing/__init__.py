@@ -21,7 +21,9 @@ reasoning length grows with the prompt's "difficulty" and the temperature, and a
 careless upstream the redaction tests need); ``ignore={"top_k"}`` plays a provider that drops
 parameters silently; ``accuracy=lambda body: 0.8 if body["temperature"] < 1 else 0.5``
 answers correctly (`gold_answer`) with a per-request probability, so arms of known, different
-accuracies can be compared; ``state.models_body`` replaces ``/models``.
+accuracies can be compared; ``lengths=300`` (or a function of the request) makes every reply
+run to 300 completion tokens before ``max_tokens`` cuts it, so what a forecast should expect
+is known exactly; ``state.models_body`` replaces ``/models``.
 
 OpenRouter's routing is played too: ``providers={"minimax/minimax-m1": [Provider("Minimax"),
 Provider("Novita", completion_price=2.0e-6, tokens_per_s=80, down=0.1)]}`` serves a model

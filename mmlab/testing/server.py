@@ -176,7 +176,10 @@ class _Exchange:
         self._answer_from_cache(provider, served)
         # a provider that ignores some parameters answers as if they were not sent
         asked = {k: v for k, v in self.body.items() if k not in self.state.ignore}
-        reply = synth_reply(asked, wrong=self._wrong(asked), thinks=self.state.thinks)
+        lengths = self.state.lengths
+        length = lengths(asked) if callable(lengths) else lengths
+        reply = synth_reply(asked, wrong=self._wrong(asked), thinks=self.state.thinks,
+                            length=length)  # fmt: skip
         self.made = _Made(reply, provider, served, time.perf_counter())
         if self.stream:
             return self._streamed(reply, provider, served)

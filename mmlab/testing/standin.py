@@ -37,6 +37,7 @@ class StandIn:
         max_completion_tokens: int | None = 40_000,
         thinks: int | None = None,
         logprobs: bool = False,
+        lengths: int | Callable[[dict[str, Any]], int] | None = None,
     ) -> None:
         if stream_usage not in ("always", "when_asked"):
             raise ValueError("stream_usage must be 'always' or 'when_asked'")
@@ -45,6 +46,7 @@ class StandIn:
             max_completion_tokens=max_completion_tokens,
             thinks=thinks,
             logprobs=logprobs,
+            lengths=lengths,
             providers=dict(providers or {}),
             served_as=dict(served_as or {}),
             delay_s=delay_s,

@@ -75,6 +75,9 @@ class StandInState:
     logprobs: bool = False
     """Answer ``logprobs`` + ``top_logprobs`` with synthetic log-probabilities (one token per
     word; a wrong answer's tokens less confident than a right one's)."""
+    lengths: int | Callable[[dict[str, Any]], int] | None = None
+    """Completion tokens every reply runs to before ``max_tokens`` cuts it (a number, or a
+    function of the request body); None: the synthetic model's own lengths."""
     response_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked: Counter[str] = field(default_factory=Counter)
     model_prices: dict[str, tuple[str, str]] = field(

@@ -17,17 +17,25 @@ PROMPT_PRICE = 0.40 / 1e6
 COMPLETION_PRICE = 2.20 / 1e6
 
 _WORD = re.compile(r"\w+")
+#: Words of the synthetic answer ("The answer is N").
+_ANSWER_WORDS = 4
 
 
 def synth_reply(
-    body: dict[str, Any], *, wrong: bool = False, thinks: int | None = None
+    body: dict[str, Any],
+    *,
+    wrong: bool = False,
+    thinks: int | None = None,
+    length: int | None = None,
 ) -> dict[str, Any]:
     """The deterministic "model": reasoning, answer and token counts for a request.
 
     Its answer is a function of the question's words (``gold_answer``); `wrong` gives that
     number plus one instead (how `StandIn(accuracy=...)` answers incorrectly). `thinks`:
     how many reasoning tokens it spends when the request sets no ``max_tokens`` (a model
-    that thinks for 70,000 tokens when nothing stops it).
+    that thinks for 70,000 tokens when nothing stops it). `length`: the completion tokens
+    (reasoning and the four-word answer) every reply runs to before ``max_tokens`` cuts it —
+    fixed lengths, so a forecast's expected cost is known exactly.
     """
     messages = body.get("messages") or []
     user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
@@ -38,6 +46,8 @@ def synth_reply(
     temperature = float(body.get("temperature", 1.0))
     base = 12 + 4 * len(words) + digest[0] % 16
     reasoning_len = int(base * (0.6 + 0.5 * temperature))
+    if length is not None:
+        reasoning_len = max(0, length - _ANSWER_WORDS)
     if thinks is not None and body.get("max_tokens") is None:
         reasoning_len = thinks
     answer = sum(len(w) for w in words) % 97 + (1 if wrong else 0)
