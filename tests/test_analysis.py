@@ -606,19 +606,22 @@ def test_summarize_clusters_by_problem_and_its_point_is_its_intervals_estimand()
     assert tok["mean"] == pytest.approx(per.mean()) and tok["n"] == 7 and tok["n_problems"] == 3
     assert (tok["ci_low"], tok["ci_high"]) == pytest.approx((max(per.mean() - half, 0),
                                                              per.mean() + half))  # fmt: skip
-    assert tok["ci_method"] == analysis.SUMMARIZE_CLUSTERED_CI
+    methods = s.attrs["ci_methods"]  # a short code per row, the full text once
+    assert methods[tok["ci_method"]] == analysis.SUMMARIZE_CLUSTERED_CI
     assert tok["std"] == pytest.approx(np.std(df["reasoning_tokens"], ddof=1))  # rows' spread
     score = s.loc["score"]
     assert score["mean"] == pytest.approx((0.75 + 0.5 + 0) / 3)  # not the row mean 4/7
     assert score["ci_low"] <= score["mean"] <= score["ci_high"]
-    assert score["ci_method"].startswith("bootstrap-t over problems")
+    assert score["ci_method"].startswith("bootstrap-t, by problem")
+    assert methods[score["ci_method"]].startswith("bootstrap-t over problems")
     assert (s["ci_target"] == "the population").all()
     # the same rows without a problem column: rows are the units
-    rows = summarize(df.drop(columns="prompt_id"), "g", ["reasoning_tokens"]).iloc[0]
+    by_rows = summarize(df.drop(columns="prompt_id"), "g", ["reasoning_tokens"])
+    rows = by_rows.iloc[0]
     values = df["reasoning_tokens"].to_numpy(dtype=float)
     half = t95(6) * values.std(ddof=1) / math.sqrt(7)
     assert (rows["mean"], rows["ci_high"]) == pytest.approx((values.mean(), values.mean() + half))
-    assert rows["ci_method"] == analysis.SUMMARIZE_CI and pd.isna(rows["n_problems"])
+    assert by_rows.attrs["ci_method"] == analysis.SUMMARIZE_CI and pd.isna(rows["n_problems"])
 
 
 def test_summarize_works_without_token_columns_and_names_what_is_missing():
@@ -637,8 +640,9 @@ def test_summarize_works_without_token_columns_and_names_what_is_missing():
     with pytest.raises(RequestError) as info:
         summarize(df, "temperature")
     assert info.value.field == "temperature"
-    one = summarize(frame([[1, 0, 1, 1]], max_tokens=64), "max_tokens").iloc[0]  # one problem
-    assert math.isnan(one["ci_low"]) and one["ci_method"].startswith("no interval: fewer than")
+    one = summarize(frame([[1, 0, 1, 1]], max_tokens=64), "max_tokens")  # one problem
+    assert math.isnan(one["ci_low"].iloc[0]) and one["ci_method"].iloc[0] == "none"
+    assert one.attrs["ci_method"].startswith("no interval: fewer than")
 
 
 def test_every_interval_frame_names_its_target():
@@ -1044,8 +1048,9 @@ def test_summaries_name_their_interval_method_once_not_on_every_row():
                reasoning_tokens=[5, 6, 7, 8, 9, 10], completion_tokens=20)  # fmt: skip
     s = summarize(df, "temperature", ["score", "reasoning_tokens"])
     # repeats of a problem within a group: clustered by problem; one row per problem: rows
-    assert set(s["ci_method"]) <= {"t", "t, by problem"}
-    assert max(len(m) for m in s["ci_method"]) <= 13
+    assert set(s["ci_method"]) <= {"t", "t, by problem", "bootstrap-t", "bootstrap-t + Wilson",
+                                   "bootstrap-t, by problem", "bootstrap-t, by problem + Wilson"}
+    assert max(len(m) for m in s["ci_method"]) <= 32
     assert s.attrs["ci_methods"]["t, by problem"] == analysis.SUMMARIZE_CLUSTERED_CI
     for code, text in s.attrs["ci_methods"].items():
         assert f"{code}: {text}" in s.attrs["ci_method"] or s.attrs["ci_method"] == text

@@ -60,16 +60,26 @@ SUMMARIZE_CLUSTERED_CI = (
 #: The short codes `summarize` and `truncation_rate` put in ``ci_method``: each frame names
 #: its methods' full texts once, in ``df.attrs["ci_method"]`` (one line) and
 #: ``df.attrs["ci_methods"]`` (code → text), not on every row. Other texts (the bootstrap-t's,
-#: which name their resamples and seed) are coded by their first clause.
+#: which name their resamples and seed) are coded by method and unit (`_code`).
 CI_CODES = {SUMMARIZE_CI: "t", SUMMARIZE_CLUSTERED_CI: "t, by problem", WILSON_CI: "Wilson"}
 
 
 def _code(text: str, taken: set[str]) -> str:
-    """The short code of one method text: `CI_CODES`, else its first clause, made unique
-    ("bootstrap-t over problems", "… (2)" for a second text with the same clause)."""
-    code = CI_CODES.get(text) or re.split(r" \(|, |; |: ", text, maxsplit=1)[0]
-    if ";" in text and code not in CI_CODES.values():
-        code += " + fallback bound"  # the bootstrap-t with a Wilson or t bound on one side
+    """The short code of one method text (`CI_CODES`; else the method and its unit:
+    ``bootstrap-t, by problem``, ``+ Wilson`` when one bound is Wilson's, ``none`` for no
+    interval), made unique with a number if two texts share it."""
+    code = CI_CODES.get(text)
+    if code is None:
+        found = re.match(r"(bootstrap-t|Wilson score|Student t) over (problems|rows)", text)
+        if text.startswith("no interval"):
+            code = "none"
+        elif found is None:
+            code = re.split(r" \(|, |; |: ", text, maxsplit=1)[0]
+        else:
+            name = {"bootstrap-t": "bootstrap-t", "Wilson score": "Wilson", "Student t": "t"}
+            code = name[found[1]] + (", by problem" if found[2] == "problems" else "")
+            if "bound: " in text:  # the bootstrap-t with a Wilson or t bound on one side
+                code += " + Wilson" if "bound: Wilson" in text else " + t"
     unique, n = code, 1
     while unique in taken:
         n += 1
