@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -277,15 +278,26 @@ class Engine:
         if result is None:
             return CallRow(new_id(), time.time(), call.tag, call.key, status, call.endpoint,
                            call.model, call.sample, call.params_json)  # fmt: skip
+        return self._row_of(call, status, read_logged(result), time.time())
+
+    @staticmethod
+    def _row_of(call: Call, status: str, logged: tuple[Any, ...], ts: float) -> CallRow:
+        """The log row of `call` from its result's `read_logged` figures, made at `ts`."""
         values = [*_ROW_BASE]
-        values[:9] = (None, time.time(), call.tag, call.key, status, call.endpoint, call.model,
+        values[:9] = (None, ts, call.tag, call.key, status, call.endpoint, call.model,
                       call.sample, call.params_json)  # fmt: skip
-        for at, value in zip(_LOGGED_AT, read_logged(result), strict=True):
+        for at, value in zip(_LOGGED_AT, logged, strict=True):
             values[at] = value
         if not values[0]:
             values[0] = new_id()
         values[_STATUS_AT] = 200
         return CallRow(*values)
+
+    def _hit_row(self, call: Call, result: Result) -> Callable[[], CallRow]:
+        """A hit's log row, built when it is written (`Store.log_hits`): the hit's figures
+        and time are read now — the caller may change its result afterwards —, the row is
+        assembled off the hit's path."""
+        return functools.partial(self._row_of, call, "hit", read_logged(result), time.time())
 
     def _error_row(
         self, call: Call, status: str, exc: BaseException, stats: CallStats, latency: float
@@ -319,7 +331,7 @@ class Engine:
                 raise self.miss_error(call)
             return None
         result = self._hit(call, *found)
-        self.store.log_hits([self._row(call, "hit", result)])
+        self.store.log_hits([self._hit_row(call, result)])
         if on_delta is not None:
             for kind, text in (("reasoning", result.reasoning), ("content", result.content)):
                 if text:
@@ -345,7 +357,7 @@ class Engine:
                 continue
             result = self._hit(call, *found)
             out.append(result)
-            rows.append(self._row(call, "hit", result))
+            rows.append(self._hit_row(call, result))
         self.store.log_hits(rows)
         return out
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonfast
 from .confidence import MAX_TOKENS, checked_tops, token_confidences
 from .errors import APIError, RequestError, classify_status
 from .redaction import redact, redact_secrets
@@ -108,8 +109,9 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 
 def canonical_json(obj: Any) -> str:
-    """Sorted-key, compact JSON: the one spelling of a value used for hashing."""
-    return _CANONICAL.encode(obj)
+    """Sorted-key, compact JSON: the one spelling of a value used for hashing (the
+    standard library's; through orjson when that is provably the same text)."""
+    return jsonfast.canonical(obj) or _CANONICAL.encode(obj)
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -95,3 +95,38 @@ def test_a_sweep_cells_replay_miss_is_explained_by_its_own_sweep(lab, standin, d
     assert loose.value.nearest["request"]["seed"] == 7
     assert "nearest entry of tag" not in str(loose.value)
     replay.close()
+
+
+def test_canonical_json_is_the_standard_librarys_spelling_whatever_the_value():
+    # cache keys hash this text: its fast path (orjson) must never spell a value differently
+    # from `json` — floats of every magnitude and bit pattern, NaN and infinities, big
+    # integers, every character, non-ASCII keys, the kinds of value a body holds
+    import math
+    import random
+    import struct
+
+    from mmlab import jsonfast
+    from mmlab.wire import canonical_json
+
+    def stdlib(obj):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    rng = random.Random(7)
+    floats = [rng.random() * 10.0**e * sign
+              for e in range(-30, 30) for sign in (1, -1) for _ in range(40)]  # fmt: skip
+    floats += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
+    floats += [0.0, -0.0, 0.5, 1.0, 1e-5, 9.99e-5, 1e-4, 1e15, 1e16, 5e-324, math.nan, math.inf]
+    fast = 0
+    for x in floats:
+        value = {"temperature": x, "messages": [{"role": "user", "content": "q"}]}
+        assert canonical_json(value) == stdlib(value)
+        fast += jsonfast.canonical(value) is not None
+    assert fast > 1_500  # the fast path is taken: floats from 1e-4 to 1e16 need no fallback
+    text = "".join(chr(i) for i in range(0x3000)) + "\U0001f600 \\ \" / 3e5 null"
+    odd = [
+        text, {"é": 1, "z": [True, None, False], "a": {"b": (1, 2)}, "\U0001f600": ""},
+        2**64 + 1, -(2**63), {1: "int key"}, "\ud800 lone surrogate", [0.0001, 123456789.125],
+    ]  # fmt: skip
+    for value in odd:
+        assert canonical_json(value) == stdlib(value)
+    assert jsonfast.canonical({"max_tokens": 64, "temperature": 0.7}) is not None

@@ -44,6 +44,21 @@ def test_miss_then_free_hit_with_billed_cost(lab, standin):
     assert df.loc[0, "generation_id"] == r1.generation_id and r1.provider == "StandIn"
 
 
+def test_a_hit_row_is_what_the_hit_was_whatever_its_caller_does_to_the_result_after(lab):
+    # hit rows are assembled when they are written (off the hit's path): their figures and
+    # time are read at the hit, so a caller changing its result before the write is not logged
+    lab.chat("What is 3+3?", max_tokens=300)
+    hit = lab.chat("What is 3+3?", max_tokens=300)
+    cost, tokens, call_id = hit.cost_usd, hit.usage.completion_tokens, hit.call_id
+    hit.cost_usd, hit.usage.completion_tokens, hit.call_id = 99.0, 1, "changed"
+    hit.saved_usd = 42.0
+    row = lab.calls().iloc[-1]
+    assert row["cache_status"] == "hit" and row["call_id"] == call_id
+    assert row["cost_usd"] == pytest.approx(cost) and row["completion_tokens"] == tokens
+    assert row["saved_usd"] == pytest.approx(cost)
+    assert row["ts"] >= lab.calls().iloc[0]["ts"]
+
+
 def test_stream_collects_reasoning_usage_and_ttft(lab, standin):
     deltas = []
     r = lab.chat(

@@ -94,7 +94,7 @@ class Store:
         self.claims: Claims = claims_for(self.path)
         """Request claims: who is sending what now (`mmlab.store.inflight.Claims`)."""
         self._hits_lock = threading.Lock()
-        self._hit_rows: list[tuple[Any, ...]] = []
+        self._hit_rows: list[CallRow | Callable[[], CallRow]] = []
         self._hits_queued = False
         self._hits_timer: threading.Timer | None = None
         self._hits_seen = 0
@@ -383,8 +383,10 @@ class Store:
             n += len(batch)
         return n
 
-    def log_hits(self, rows: Sequence[CallRow]) -> None:
-        """Queue the log rows of cache hits (written behind: they spend nothing).
+    def log_hits(self, rows: Sequence[CallRow | Callable[[], CallRow]]) -> None:
+        """Queue the log rows of cache hits (written behind: they spend nothing). A row may
+        be given as a function that builds it: it is called when the rows are written, so
+        assembling it is off the hit's path too (it must read nothing that can change).
 
         Rows gather in memory and are written together when the hits pause (no hit for
         `HIT_IDLE_S`), when `HIT_BATCH` are waiting, before any read of the log, and at exit.
@@ -393,9 +395,8 @@ class Store:
         hard kill loses at most the current burst's hit rows: never a paid call, a cache
         entry or money.
         """
-        values = [call_values(r) for r in rows]
         with self._hits_lock:
-            self._hit_rows += values
+            self._hit_rows += rows
             self._hits_seen += 1
             if self._hits_queued or not self._hit_rows:
                 return
@@ -433,7 +434,9 @@ class Store:
                 self._hits_timer = None
         try:
             if rows:
-                insert_many(db, INSERT_CALL, rows)
+                insert_many(db, INSERT_CALL, [
+                    call_values(r if isinstance(r, CallRow) else r()) for r in rows
+                ])  # fmt: skip
         except BaseException:
             with self._hits_lock:  # rolled back: keep them for the retry or the next flush
                 self._hit_rows[:0] = rows
