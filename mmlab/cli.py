@@ -70,12 +70,20 @@ class Parser(argparse.ArgumentParser):
         return namespace, extras
 
 
+#: The help of every ``--db`` and ``--cache`` option.
+DB_HELP = "the SQLite file of cache and log (default: MMLAB_DB, else the project's or data dir)"
+CACHE_HELP = (
+    "use: answer from the cache, else call and cache; refresh: always call; replay: the "
+    "cache only, a miss is an error; off: no cache (default: MMLAB_CACHE, else use)"
+)
+
+
 def _lab_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpoint and storage")
     g.add_argument("--model", help="model id (default: MMLAB_MODEL or the endpoint's default)")
     g.add_argument("--base-url", help="OpenAI-compatible endpoint (default: see README)")
-    g.add_argument("--db", help="SQLite file for cache and log (default: MMLAB_DB or data dir)")
-    g.add_argument("--cache", choices=CACHE_MODES)
+    g.add_argument("--db", help=DB_HELP)
+    g.add_argument("--cache", choices=CACHE_MODES, help=CACHE_HELP)
     g.add_argument("--budget", type=float, dest="budget_usd", help="spend cap in USD")
     g.add_argument("--tag", help="label stored with each call (scopes the budget)")
 
@@ -416,8 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("chat", help="ask once; print answer, reasoning length, tokens, cost")
-    p.add_argument("prompt")
-    p.add_argument("--system")
+    p.add_argument("prompt", help="the user message (quote it)")
+    p.add_argument("--system", help="a system message sent before the prompt")
     for name in CLI_PARAMS:
         param = BY_NAME[name]
         p.add_argument(
@@ -427,8 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{param.doc} ({param.allowed})",
         )
     p.add_argument("--effort", choices=EFFORTS, help="reasoning effort")
-    p.add_argument("--reasoning-max-tokens", type=int, dest="reasoning_max_tokens")
-    p.add_argument("--stream", action="store_true")
+    p.add_argument(
+        "--reasoning-max-tokens", type=int, dest="reasoning_max_tokens",
+        help="a cap on reasoning tokens (OpenRouter's reasoning.max_tokens)",
+    )  # fmt: skip
+    p.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     p.add_argument("--sample", type=int, default=0, help="sample index (distinct cache entry)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
@@ -442,9 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_chat)
 
     p = sub.add_parser("usage", help="totals by day / model / tag: calls, tokens, spent, saved")
-    p.add_argument("--by", choices=SUMMARY_GROUPS, default="day")
-    p.add_argument("--tag")
-    p.add_argument("--db")
+    p.add_argument("--by", choices=SUMMARY_GROUPS, default="day", help="one row per (default: day)")
+    p.add_argument("--tag", help="only the calls logged under this tag (and below it)")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument(
         "--reprice",
         metavar="MODEL",
@@ -454,24 +465,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_usage)
 
     p = sub.add_parser("cache", help="cache stats | clear")
-    p.add_argument("action", choices=["stats", "clear"])
+    p.add_argument("action", choices=["stats", "clear"],
+                   help="stats: entries, size and hits; clear: drop entries (--tag, --all, "
+                   "--imported)")  # fmt: skip
     p.add_argument("--tag", help="clear only entries calls with this tag used")
     p.add_argument("--all", action="store_true", help="clear every entry")
     p.add_argument(
         "--imported", action="store_true", help="clear the entries imported from bundles"
     )
-    p.add_argument("--db")
+    p.add_argument("--db", help=DB_HELP)
     p.set_defaults(fn=cmd_cache)
 
     p = sub.add_parser("sweep", help="run a sweep defined in a YAML/TOML file")
-    p.add_argument("file")
+    p.add_argument("file", help="the sweep file (.yaml, .yml or .toml; README: Sweep files)")
     p.add_argument("-o", "--output", help="results file (.parquet or .csv)")
-    p.add_argument("--db")
-    p.add_argument("--cache", choices=["use", "replay"])
-    p.add_argument("--budget", type=float, dest="budget_usd")
-    p.add_argument("--concurrency", type=int)
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument(
+        "--cache", choices=["use", "replay"],
+        help="use: cached cells are free, the rest are sent; replay: the cache only",
+    )  # fmt: skip
+    p.add_argument("--budget", type=float, dest="budget_usd",
+                   help="spend cap in USD for this run (default: MMLAB_BUDGET_USD)")  # fmt: skip
+    p.add_argument(
+        "--concurrency", type=int, help="calls in flight at once (default: the file's, else 8)"
+    )
     p.add_argument("--plan", action="store_true", help="print plan and forecast; send nothing")
-    p.add_argument("--retry-errors", action="store_true", dest="retry_errors")
+    p.add_argument(
+        "--retry-errors", action="store_true", dest="retry_errors",
+        help="send again the cells whose last attempt failed (default: keep them failed)",
+    )  # fmt: skip
     p.add_argument(
         "-y",
         "--yes",
@@ -503,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="allow_missing",
         help="export even if some calls' cache entries were cleared (they are left out)",
     )
-    q.add_argument("--db")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(fn=cmd_bundle)
     q = actions.add_parser(
         "import",
@@ -512,12 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
         "is written, and a rejected file creates no database.",
     )
     q.add_argument("file", nargs="?", help="bundle to import")
-    q.add_argument("--db")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(fn=cmd_bundle)
 
     p = sub.add_parser("record", help="re-run notebooks live; rewrite their bundles and outputs")
-    p.add_argument("notebooks", nargs="+")
-    p.add_argument("--cache", choices=["use", "refresh"], default="use")
+    p.add_argument(
+        "notebooks", nargs="+", help="the .ipynb files to record (their bundles beside them)"
+    )
+    p.add_argument("--cache", choices=["use", "refresh"], default="use",
+                   help="refresh: the same as --refresh (default: use)")  # fmt: skip
     p.add_argument(
         "--refresh",
         action="store_true",
@@ -563,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_doctor)
 
     p = sub.add_parser("serve-local", help="run the embedded model's server in the foreground")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=int, help="the loopback port to serve on (default: a free one)")
     p.set_defaults(fn=cmd_serve_local)
     return parser
 

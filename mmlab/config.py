@@ -10,6 +10,7 @@ Environment variables (all optional):
     MMLAB_BUDGET_USD     a spend cap in USD
     MMLAB_LOCAL_MODEL    a GGUF file to serve instead of the shipped SmolLM2-135M-Instruct
     MMLAB_BUNDLE         a bundle to replay from (imported into the cache when MMLAB_CACHE=replay)
+    MMLAB_TRUST_IMPORTS  1: answers imported from bundles may answer live calls (default 0)
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ def resolve_cache_mode(mode: str | None) -> str:
     if mode not in CACHE_MODES:
         raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)}; got {mode!r}")
     return mode
+
+
+def resolve_trust_imports(trust: bool | None) -> bool:
+    """Validate `trust_imports`, defaulting to ``MMLAB_TRUST_IMPORTS`` (1/0, true/false,
+    yes/no) and then off."""
+    if trust is None:
+        raw = env("MMLAB_TRUST_IMPORTS")
+        if raw is None:
+            return False
+        flags = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+        if raw.strip().lower() not in flags:
+            raise ConfigError(f"MMLAB_TRUST_IMPORTS must be 1 or 0 (true/false); got {raw!r}")
+        return flags[raw.strip().lower()]
+    if not isinstance(trust, bool):
+        raise ConfigError(f"trust_imports must be True or False; got {trust!r}")
+    return trust
 
 
 def resolve_budget(budget_usd: float | None) -> float | None:

@@ -28,6 +28,7 @@ from .config import (
     env,
     resolve_budget,
     resolve_cache_mode,
+    resolve_trust_imports,
 )
 from .endpoints import Endpoint, endpoint_for_url, resolve_endpoint
 from .engine import DEFAULT_ENDPOINT, Call, Engine
@@ -122,7 +123,8 @@ class Lab:
         trust_imports: let answers imported from bundles answer *live* calls too. Off by
             default: a bundle is someone else's recording — replay uses it, a live call
             is sent (and its own answer cached beside the import). Every result and log row
-            answered from an import names its bundle (``origin``).
+            answered from an import names its bundle (``origin``). Default:
+            ``MMLAB_TRUST_IMPORTS`` (1 or 0), else off.
     """
 
     def __init__(
@@ -145,7 +147,7 @@ class Lab:
         bundle_savings: bool = False,
         quiet: bool = False,
         endpoints: Mapping[str, Endpoint | str] | None = None,
-        trust_imports: bool = False,
+        trust_imports: bool | None = None,
     ) -> None:
         cache_mode = resolve_cache_mode(cache)
         budget = resolve_budget(budget_usd)
@@ -177,7 +179,7 @@ class Lab:
             transport=transport,
             bundle_savings=bundle_savings,
             endpoints=_named_endpoints(endpoints, api_key, headers, endpoint.base_url),
-            trust_imports=trust_imports,
+            trust_imports=resolve_trust_imports(trust_imports),
         )
         """The call path this lab's calls take (cache, budget, retries, pricing, log)."""
         bundle = bundle if bundle is not None else env("MMLAB_BUNDLE")

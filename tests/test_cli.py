@@ -183,3 +183,25 @@ def test_chat_on_the_free_local_model_says_what_it_would_cost_on_m1(db):
     ).fetchone()
     m1 = EMBEDDED["minimax/minimax-m1"].cost(*row)
     assert f"$0.000000 (local) ≈ ${m1:.6f} on minimax/minimax-m1" in out.stdout
+
+
+def test_every_command_and_option_says_what_it_does():
+    # a command line that teaches: `mmlab X --help` explains every argument it lists
+    import argparse
+
+    from mmlab.cli import build_parser
+
+    def parsers(parser):
+        yield parser.prog, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    silent = [
+        f"{prog} {'/'.join(a.option_strings) or a.dest}"
+        for prog, parser in parsers(build_parser())
+        for a in parser._actions
+        if not isinstance(a, argparse._SubParsersAction) and not (a.help or "").strip()
+    ]
+    assert silent == []

@@ -682,6 +682,29 @@ def test_r2_8_an_imported_bundle_never_answers_a_live_call(tmp_path):
         assert trusting.calls()["origin"].iloc[-1] == replayed.origin  # the log names it
 
 
+def test_r2_8_trust_in_imports_can_come_from_the_environment(tmp_path, monkeypatch):
+    with StandIn() as server:
+        author = _lab(server, tmp_path / "author.db", tag="study")
+        author.chat("What is 2 + 2?", max_tokens=300)
+        bundle = tmp_path / "study.bundle.jsonl.gz"
+        export_bundle(author.engine.store, bundle, tag="study")
+        monkeypatch.setenv("MMLAB_TRUST_IMPORTS", "yes")
+        trusting = _lab(server, tmp_path / "t.db")
+        import_bundle(trusting.engine.store, bundle)
+        seen = len(server.seen)
+        assert trusting.chat("What is 2 + 2?", max_tokens=300).origin.startswith("bundle:")
+        assert len(server.seen) == seen
+        # the argument wins over the environment; a value that is not a flag is refused
+        assert _lab(server, tmp_path / "t.db", trust_imports=False).chat(
+            "What is 2 + 2?", max_tokens=300).origin is None  # fmt: skip
+        assert len(server.seen) == seen + 1
+        monkeypatch.setenv("MMLAB_TRUST_IMPORTS", "sometimes")
+        with pytest.raises(ConfigError, match="MMLAB_TRUST_IMPORTS must be 1 or 0"):
+            _lab(server, tmp_path / "t.db")
+        with pytest.raises(ConfigError, match="trust_imports must be True or False"):
+            _lab(server, tmp_path / "t.db", trust_imports="yes")
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_r2_9_a_key_echoed_in_a_successful_reply_is_never_stored(db, tmp_path, stream):
     with StandIn() as server:
