@@ -36,3 +36,13 @@ def fill_cache(lab: Any, calls: Iterable[Any], response: str | None = None) -> i
     ]
     lab.engine.store.cache_put(entries)
     return len(text) * len(entries)
+
+
+def goal_table(rows: Iterable[tuple[str, str, str, str, bool | None]]) -> list[str]:
+    """RESULTS.md's table of measures: (measure, figures, ratio, goal, met) per row; ``met``
+    None for a row with no goal."""
+    lines = ["| measure | figures | ratio | goal | met |", "|---|---|---|---|---|"]
+    for name, figures, ratio, goal, met in rows:
+        mark = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {name} | {figures} | {ratio} | {goal} | {mark} |")
+    return lines

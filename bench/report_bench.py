@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import goal_table
+
 from mmlab.cachekey import cache_key, key_material
 from mmlab.params import check_params
 from mmlab.problems import generate
@@ -235,12 +237,8 @@ def section(r: dict[str, Any]) -> list[str]:
         "navigation start; filter and search times include redrawing the table. Load average "
         f"while measuring: {r['load']} (2 cores, shared: the figures are noisy).",
         "",
-        "| measure | figures | ratio | goal | met |",
-        "|---|---|---|---|---|",
+        *goal_table(rows),
     ]
-    for name, figures, ratio, goal, met in rows:
-        mark = "" if met is None else ("yes" if met else "**no**")
-        lines.append(f"| {name} | {figures} | {ratio} | {goal} | {mark} |")
     return lines
 
 

@@ -25,6 +25,7 @@ import memory  # noqa: E402
 import report_bench  # noqa: E402
 import startup_and_log  # noqa: E402
 import sweep_bench  # noqa: E402
+from common import goal_table  # noqa: E402
 
 
 def _version(name: str) -> str:
@@ -185,12 +186,8 @@ def main() -> None:
         "Each figure comes from one run of `bench/run_all.py`; ratios compare figures measured "
         "in that same run. Scripts: `bench/*.py`.",
         "",
-        "| measure | figures | ratio | goal | met |",
-        "|---|---|---|---|---|",
+        *goal_table(rows),
     ]
-    for name, figures, ratio, goal, met in rows:
-        mark = "" if met is None else ("yes" if met else "**no**")
-        lines.append(f"| {name} | {figures} | {ratio} | {goal} | {mark} |")
     print("\n== adaptive sampling, simulated ==", flush=True)
     lines += [
         "",
