@@ -13,6 +13,7 @@ exactly the bundle's calls — and a hostile study's report running none of its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -69,12 +70,28 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
+    with _serve(tmp_path_factory.mktemp("lab"), "use") as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def jupyterlab_replay(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
+    """JupyterLab as `MMLAB_CACHE=replay make lab` runs it: every call from the bundles,
+    none live (imported answers never answer live calls, so a notebook of slow calls — 09's
+    log-probability calls — would otherwise be re-made on 2 cores)."""
+    with _serve(tmp_path_factory.mktemp("replay-lab"), "replay") as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def _serve(tmp: Path, cache: str) -> Iterator[tuple[str, str, Path]]:
+    """A JupyterLab server on copies of the notebooks and their bundles, with MMLAB_CACHE
+    `cache`; yields its URL, token and database."""
     if not CHROMIUM.exists():
         pytest.fail(
             "the browser tests need Debian's chromium at /usr/bin/chromium: "
             "apt-get install chromium (make test installs it when run as root)"
         )
-    tmp = tmp_path_factory.mktemp("lab")
     work = tmp / "notebooks"
     work.mkdir()
     for nb in sorted((ROOT / "notebooks").glob("0*.ipynb")):
@@ -92,7 +109,7 @@ def jupyterlab(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
     }
     env.update(
         MMLAB_DB=str(db),
-        MMLAB_CACHE="use",
+        MMLAB_CACHE=cache,
         JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
@@ -333,6 +350,35 @@ def test_scaling_notebook_draws_its_curves(browser, jupyterlab):
     expect(passk.locator(".xtitle").first).to_contain_text("k")
     passk.screenshot(path=str(SHOTS / "06-pass-at-k.png"))
     page.close()
+
+
+@pytest.mark.timeout(600)
+def test_thinking_notebook_draws_its_traces_without_errors(chromium, jupyterlab_replay):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=180_000)
+    page = run_notebook(chromium, jupyterlab_replay, "09_where_thinking_goes")
+    # no cell failed, nothing went to stderr (a traceback is shown as stderr)
+    expect(page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+                        )).to_have_count(0)  # fmt: skip
+    for title, x_title in (("Overthinking and loops by arm", "arm"),
+                           ("Where the thinking goes", "position in the reasoning (tokens)"),
+                           ("Token confidence", "generated token")):  # fmt: skip
+        plot = page.locator(".js-plotly-plot", has_text=title).first
+        plot.scroll_into_view_if_needed()
+        expect(plot.locator(".main-svg").first).to_be_visible()
+        expect(plot.locator(".xtitle").first).to_have_text(x_title)
+    timeline = page.locator(".js-plotly-plot", has_text="Where the thinking goes").first
+    expect(timeline).to_contain_text("first correct")
+    expect(timeline).to_contain_text("reasoning.max_tokens=192")  # arms have lanes of their own
+    timeline.screenshot(path=str(SHOTS / "09-reasoning-timeline.png"))
+    verdicts = page.locator(".jp-OutputArea-output", has_text="Holm-adjusted p").first
+    expect(verdicts).to_contain_text("after Holm: 0")
+    page.close()
+    statuses = sqlite3.connect(jupyterlab_replay[2]).execute(
+        "SELECT cache_status, COUNT(*) FROM calls WHERE tag LIKE '09_where_thinking_goes%' "
+        "GROUP BY cache_status").fetchall()  # fmt: skip
+    assert statuses == [("hit", 96)], statuses  # every call answered from the bundle
 
 
 @pytest.mark.timeout(900)
