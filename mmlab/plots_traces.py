@@ -40,6 +40,20 @@ def _label(row: Any, index: Any) -> str:
     return " / ".join(parts) if parts else str(index)
 
 
+def _labels(df: pd.DataFrame, rows: Sequence[Any]) -> list[str]:
+    """One distinct label per row: problem / sample, then — where rows of several arms share
+    those — the swept parameters that tell them apart (lanes with one label would overlap),
+    then the row's index."""
+    labels = [_label(df.loc[i], i) for i in rows]
+    if len(set(labels)) < len(labels):
+        varied = varied_params(df.loc[list(rows)])
+        labels = [label + "".join(f" · {c}={df.loc[i, c]}" for c in varied)
+                  for label, i in zip(labels, rows, strict=True)]  # fmt: skip
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} [{i}]" for label, i in zip(labels, rows, strict=True)]
+    return labels
+
+
 def reasoning_timeline(
     df: pd.DataFrame,
     rows: Iterable[Any] | None = None,
@@ -78,16 +92,15 @@ def reasoning_timeline(
                                  **kw))  # fmt: skip
         shown.add(kind)
 
-    labels = []
-    for index in rows:
+    rows = list(rows)
+    labels = _labels(df, rows)
+    for index, y in zip(rows, labels, strict=True):
         row = df.loc[index]
         text = row["reasoning"] if isinstance(row["reasoning"], str) else ""
         tokens = row["reasoning_tokens"]
         scale = float(tokens) if tokens is not None and tokens == tokens and tokens else 0.0
         gold = row[gold_col] if gold_col else None
         trace = read_trace(text, gold, markers=markers, extract=extract, ngram=ngram)
-        y = _label(row, index)
-        labels.append(y)
 
         def at(position: int, trace: Any = trace, scale: float = scale) -> float:
             return trace.share(position) * scale
@@ -177,7 +190,8 @@ def confidence_trace(
         rows = rows[:max_rows]
     fig = _figure(f"Token confidence ({window}-token window mean)",
                   "generated token", "confidence (−mean top-k log-probability)")  # fmt: skip
-    for i, index in enumerate(rows):
+    rows = list(rows)
+    for i, (index, name) in enumerate(zip(rows, _labels(df, rows), strict=True)):
         row = df.loc[index]
         c = decode(row["confidence"]) if isinstance(row["confidence"], str) else np.zeros(0)
         if not c.size:
@@ -185,7 +199,7 @@ def confidence_trace(
         w = min(window, c.size)
         sums = np.concatenate(([0.0], np.cumsum(c)))
         fig.add_trace(go.Scatter(x=np.arange(w, c.size + 1), y=(sums[w:] - sums[:-w]) / w,
-                                 mode="lines", name=_label(row, index),
+                                 mode="lines", name=name,
                                  line={"color": COLORS[i % len(COLORS)]}))  # fmt: skip
     return fig
 

@@ -854,6 +854,21 @@ def test_holm_controls_the_family_wise_error_under_the_global_null():
 
 
 @pytest.mark.slow
+def test_compare_arms_of_integer_columns_are_plain_values():
+    # a swept integer (a thinking budget) is a nullable Int64 column in res.df: its arms and
+    # verdicts must say budget=192, not numpy's np.int64(192)
+    df = arms_frame({"a": [[0, 0], [1, 0], [0, 0]], "b": [[1, 1], [1, 1], [1, 1]]})
+    df["budget"] = pd.array(np.where(df["arm"] == "a", 64, 192), dtype="Int64")
+    out = compare(df, "budget")
+    assert out["arm"].tolist() == [192]
+    assert out["verdict"].iloc[0].startswith("budget=192 vs budget=64: ")
+    two = compare(df.assign(t=0.3), ["t", "budget"], baseline=(0.3, 64))
+    assert two["arm"].tolist() == [(0.3, 192)]
+    assert all(type(v) in (int, float) for v in two["arm"].iloc[0])
+    assert "np." not in two["verdict"].iloc[0]
+    assert two["verdict"].iloc[0].startswith("t=0.3, budget=192 vs t=0.3, budget=64")
+
+
 def test_compare_end_to_end_family_wise_error_with_three_arms():
     # the whole `compare`, 3 identical arms (3 pairs), 400 studies
     rng = np.random.default_rng(21)

@@ -13,6 +13,7 @@ exactly the bundle's calls — and a hostile study's report running none of its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -69,12 +70,20 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
+    with _serve(tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def _serve(tmp: Path) -> Iterator[tuple[str, str, Path]]:
+    """A JupyterLab server on copies of the notebooks and their bundles, the bundles imported
+    and trusted (a recorded cell is answered by its bundle, a click on Run calls live);
+    yields its URL, token and database."""
     if not CHROMIUM.exists():
         pytest.fail(
             "the browser tests need Debian's chromium at /usr/bin/chromium: "
             "apt-get install chromium (make test installs it when run as root)"
         )
-    tmp = tmp_path_factory.mktemp("lab")
     work = tmp / "notebooks"
     work.mkdir()
     for nb in sorted((ROOT / "notebooks").glob("0*.ipynb")):
@@ -348,6 +357,34 @@ def test_scaling_notebook_draws_its_curves(browser, jupyterlab):
     expect(passk.locator(".xtitle").first).to_contain_text("k")
     passk.screenshot(path=str(SHOTS / "06-pass-at-k.png"))
     page.close()
+
+
+@pytest.mark.timeout(600)
+def test_thinking_notebook_draws_its_traces_without_errors(browser, jupyterlab):
+    from playwright.sync_api import expect
+
+    page = run_notebook(browser, jupyterlab, "09_where_thinking_goes")
+    # no cell failed, nothing went to stderr (a traceback is shown as stderr)
+    expect(page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+                        )).to_have_count(0)  # fmt: skip
+    for title, x_title in (("Overthinking and loops by arm", "arm"),
+                           ("Where the thinking goes", "position in the reasoning (tokens)"),
+                           ("Token confidence", "generated token")):  # fmt: skip
+        plot = page.locator(".js-plotly-plot", has_text=title).first
+        plot.scroll_into_view_if_needed()
+        expect(plot.locator(".main-svg").first).to_be_visible()
+        expect(plot.locator(".xtitle").first).to_have_text(x_title)
+    timeline = page.locator(".js-plotly-plot", has_text="Where the thinking goes").first
+    expect(timeline).to_contain_text("first correct")
+    expect(timeline).to_contain_text("reasoning.max_tokens=192")  # arms have lanes of their own
+    timeline.screenshot(path=str(SHOTS / "09-reasoning-timeline.png"))
+    verdicts = page.locator(".jp-OutputArea-output", has_text="Holm-adjusted p").first
+    expect(verdicts).to_contain_text("after Holm: 0")
+    page.close()
+    statuses = sqlite3.connect(jupyterlab[2]).execute(
+        "SELECT cache_status, COUNT(*) FROM calls WHERE tag LIKE '09_where_thinking_goes%' "
+        "GROUP BY cache_status").fetchall()  # fmt: skip
+    assert statuses == [("hit", 96)], statuses  # every call answered from the bundle
 
 
 @pytest.mark.timeout(900)

@@ -139,6 +139,25 @@ def test_reasoning_timeline_marks_switches_answers_and_loops():
         plots_traces.reasoning_timeline(df.drop(columns="reasoning"))
 
 
+def test_timeline_lanes_of_several_arms_stay_apart():
+    # the same problem and sample under two temperatures: one lane each, told apart by the
+    # swept parameter (one label would draw both calls on one lane)
+    from mmlab import plots_traces
+
+    df = _traces_frame().assign(prompt_id="p0", sample=[0, 1, 0, 1])
+    fig = plots_traces.reasoning_timeline(df, ngram=5)
+    assert list(fig.layout.yaxis.categoryarray) == [
+        "p0 / 1 · temperature=1.0", "p0 / 0 · temperature=1.0",
+        "p0 / 1 · temperature=0.0", "p0 / 0 · temperature=0.0"]  # fmt: skip
+    lines = plots_traces.confidence_trace(df, window=10)
+    assert [t.name for t in lines.data] == [
+        "p0 / 0 · temperature=0.0", "p0 / 1 · temperature=0.0",
+        "p0 / 0 · temperature=1.0", "p0 / 1 · temperature=1.0"]  # fmt: skip
+    same = pd.concat([df.iloc[:1], df.iloc[:1]], ignore_index=True)  # nothing tells them apart
+    assert list(plots_traces.reasoning_timeline(same).layout.yaxis.categoryarray) == [
+        "p0 / 0 [1]", "p0 / 0 [0]"]
+
+
 def test_overthinking_and_loops_by_a_swept_parameter():
     from mmlab import plots_traces
 

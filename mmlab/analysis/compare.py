@@ -166,6 +166,12 @@ def sign_flip_p(
     )
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds: arms are labels, and numpy's repr
+    (``np.int64(192)``) would show in every verdict."""
+    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
+
+
 def _label(keys: list[str], value: Any) -> str:
     values = value if isinstance(value, tuple) else (value,)
     return ", ".join(f"{k}={v!r}" for k, v in zip(keys, values, strict=True))
@@ -244,7 +250,7 @@ def compare(
     data = data.assign(_arm=code)
     first = np.unique(code, return_index=True)[1]
     arms = [
-        tuple(r) if len(keys) > 1 else r[0]
+        tuple(map(_plain, r)) if len(keys) > 1 else _plain(r[0])
         for r in data.iloc[first][keys].itertuples(index=False, name=None)
     ]
     if len(arms) < 2:
