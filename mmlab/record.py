@@ -152,7 +152,8 @@ def record_notebook(
             how = "from its bundle" if from_bundle else f"live, logging to {target}"
             print(f"recording {notebook.name} {how} (tag {tag!r}) ...", file=sys.stderr)
             mode = "replay" if from_bundle else "use"
-            with _environment(MMLAB_DB=str(target), MMLAB_CACHE=mode):
+            # answers imported from bundles never answer a recording, whatever the shell says
+            with _environment(MMLAB_DB=str(target), MMLAB_CACHE=mode, MMLAB_TRUST_IMPORTS="0"):
                 try:
                     papermill.execute_notebook(
                         str(notebook),

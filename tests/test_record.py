@@ -124,4 +124,11 @@ def test_record_logs_to_the_users_database_and_reuses_its_cache(tmp_path, standi
     assert "forgot 2 cached answer(s) of tag 'tiny'" in fresh.stderr
     assert "1 live calls" in fresh.stderr and len(standin.seen) == 3
     assert len(read_bundle(bundle_path(path))) == 1
+    # answers imported from bundles never answer a recording, even with trust in the shell
+    other = tmp_path / "other.db"
+    subprocess.run([sys.executable, "-m", "mmlab", "bundle", "import", str(bundle_path(path)),
+                    "--db", str(other)], env=env, check=True, capture_output=True)  # fmt: skip
+    env.update(MMLAB_DB=str(other), MMLAB_TRUST_IMPORTS="1")
+    imported = record()
+    assert "1 live calls" in imported.stderr and len(standin.seen) == 4
     assert not list(nbdir.glob(".mmlab-record-*"))
