@@ -37,6 +37,20 @@ def test_every_notebook_ships_outputs_a_bundle_and_a_header():
         assert f'TAG = "{path.stem}"' in tag, "calls must be tagged with the notebook's name"
 
 
+def test_no_markdown_cell_has_a_bare_dollar_sign():
+    # JupyterLab reads the text between two bare $ as TeX: prices are written \$
+    import re
+
+    bare = [
+        (path.name, i)
+        for path in NOTEBOOKS
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        if cell.cell_type == "markdown"
+        and re.search(r"(?<!\\)\$", re.sub(r"`[^`]*`", "", cell.source))
+    ]
+    assert bare == []
+
+
 def test_notebooks_replay_identically_elsewhere_with_no_network(tmp_path):
     """A fresh copy, another home, another database: the bundles alone rerun everything."""
     elsewhere = tmp_path / "clone" / "notebooks"
