@@ -78,6 +78,14 @@ CACHE_HELP = (
 )
 
 
+def _usage_error(args: argparse.Namespace, message: str) -> int:
+    """A command used wrongly: its usage line and ``mmlab CMD: error: message`` on stderr, exit
+    status 2 (as argparse says it)."""
+    args.command_parser.print_usage(sys.stderr)
+    print(f"{args.command_parser.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _lab_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpoint and storage")
     g.add_argument("--model", help="model id (default: MMLAB_MODEL or the endpoint's default)")
@@ -206,13 +214,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     """Cache statistics, or clear it."""
     if args.action == "clear" and sum((args.tag is not None, args.all, args.imported)) != 1:
-        args.command_parser.print_usage(sys.stderr)
-        print(
-            "mmlab cache: error: cache clear needs one of --tag T (entries only that tag's calls "
-            "used), --imported (entries from bundles) or --all",
-            file=sys.stderr,
+        return _usage_error(
+            args, "cache clear needs one of --tag T (entries only that tag's calls used), "
+            "--imported (entries from bundles) or --all"
         )
-        return 2
     store = _existing_store(args.db)
     if store is None:
         return 0
@@ -343,13 +348,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     if args.action == "export":
         tag = args.tag or args.notebook
         if not tag or not args.output:
-            args.command_parser.print_usage(sys.stderr)
-            print(
-                "mmlab bundle export: error: needs --tag T (a script's calls) or --notebook N "
-                "(a notebook's), and -o FILE",
-                file=sys.stderr,
+            return _usage_error(
+                args, "needs --tag T (a script's calls) or --notebook N (a notebook's), and -o FILE"
             )
-            return 2
         store = _existing_store(args.db)
         if store is None:
             return 2
@@ -365,10 +366,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             )
         return 0
     if not args.file:
-        args.command_parser.print_usage(sys.stderr)
-        print("mmlab bundle import: error: bundle import needs a FILE: mmlab bundle import "
-              "study.bundle.jsonl.gz", file=sys.stderr)  # fmt: skip
-        return 2
+        return _usage_error(
+            args, "bundle import needs a FILE: mmlab bundle import study.bundle.jsonl.gz"
+        )
     entries = read_bundle(args.file)  # a rejected file is refused before any database exists
     store = Store(Path(args.db).expanduser() if args.db else default_db_path())
     info = import_bundle(store, args.file, entries=entries)
@@ -602,9 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmlab: endpoint error: {exc}", file=sys.stderr)
         return 1
     except RequestError as exc:  # bad input to the subcommand: its usage, as argparse does
-        args.command_parser.print_usage(sys.stderr)
-        print(f"{args.command_parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(args, str(exc))
     except MmlabError as exc:
         print(f"mmlab: error: {exc}", file=sys.stderr)
         return 2

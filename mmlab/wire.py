@@ -284,6 +284,21 @@ def text_of(x: Any, where: str) -> str:
     raise ValueError(f"{where} is neither text nor a list of text parts ({type(x).__name__})")
 
 
+def choice_texts(choice: Mapping[str, Any], key: str) -> tuple[Mapping[str, Any], str, str]:
+    """A choice's `key` part (``message`` of a reply, ``delta`` of a stream chunk), its
+    content and its reasoning (``reasoning``, else ``reasoning_content``), each read as text.
+    A text-completion choice (the embedded model's thinking route) has ``text`` instead: its
+    content. ValueError naming the field when the part or a text is not what it must be."""
+    part = choice.get(key)
+    if part is None:
+        part = {"content": choice.get("text")}
+    if not isinstance(part, Mapping):
+        raise ValueError(f"{key} is a {type(part).__name__}, not an object")
+    reasoning = text_of(part.get("reasoning"), f"{key}.reasoning") or text_of(
+        part.get("reasoning_content"), f"{key}.reasoning_content"
+    )
+    return part, text_of(part.get("content"), f"{key}.content"), reasoning
+
 def usage_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """A response's (or chunk's) usage object, wherever the server put it: ``usage``, else
     Groq's ``x_groq.usage``."""
@@ -396,17 +411,8 @@ def parse_completion(body: Any) -> Reply:
         exc.billable = exc.billable or billed is not None
         raise exc
     _check_finish(choice, billed, gen_id)
-    # A text-completion route (used by the embedded model's thinking template) has `text`.
-    message = choice.get("message")
-    if message is None:
-        message = {"content": choice.get("text")}
     try:
-        if not isinstance(message, Mapping):
-            raise ValueError(f"message is a {type(message).__name__}, not an object")
-        content = text_of(message.get("content"), "message.content")
-        reasoning = text_of(message.get("reasoning"), "message.reasoning") or text_of(
-            message.get("reasoning_content"), "message.reasoning_content"
-        )
+        message, content, reasoning = choice_texts(choice, "message")
     except ValueError as err:
         # read as far as its cost: the server may have billed what it could not say
         raise malformed(str(err), billed, gen_id) from None
@@ -657,16 +663,8 @@ class StreamAssembler:
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, Mapping):
                 continue
-            delta = choice.get("delta")
-            if delta is None:
-                delta = {"content": choice.get("text")}
             try:
-                if not isinstance(delta, Mapping):
-                    raise ValueError(f"a stream delta is a {type(delta).__name__}")
-                reasoning = text_of(delta.get("reasoning"), "delta.reasoning") or text_of(
-                    delta.get("reasoning_content"), "delta.reasoning_content"
-                )
-                text = text_of(delta.get("content"), "delta.content")
+                delta, text, reasoning = choice_texts(choice, "delta")
             except ValueError as err:
                 raise malformed(str(err), reply.billed_cost_usd, reply.generation_id) from None
             details = delta.get("reasoning_details")

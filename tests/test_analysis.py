@@ -461,18 +461,21 @@ def test_cost_per_correct_keeps_its_columns_and_adds_a_ratio_interval():
     assert "bootstrap over rows" in rows
 
 
+def six_calls() -> pd.DataFrame:
+    """Six calls at two budgets, no problem column: the rows are the units."""
+    return pd.DataFrame({
+        "max_tokens": [10, 10, 10, 10, 100, 100],
+        "truncated": [True, True, False, False, False, False],
+        "reasoning_tokens": [10, 10, 5, 6, 20, 30],
+        "completion_tokens": [10, 10, 8, 8, 40, 40],
+        "score": [0, 0, 1, 1, 1, 0],
+        "cost_usd": [1.0] * 6,
+        "error": [None] * 6,
+    })  # fmt: skip
+
+
 def test_summarize_numbers_unchanged_and_every_interval_labelled():
-    df = pd.DataFrame(
-        {
-            "max_tokens": [10, 10, 10, 10, 100, 100],
-            "truncated": [True, True, False, False, False, False],
-            "reasoning_tokens": [10, 10, 5, 6, 20, 30],
-            "completion_tokens": [10, 10, 8, 8, 40, 40],
-            "score": [0, 0, 1, 1, 1, 0],
-            "cost_usd": [1.0] * 6,
-            "error": [None] * 6,
-        }
-    )
+    df = six_calls()
     s = summarize(df, "max_tokens", ["reasoning_tokens"]).iloc[0]
     values = np.array([10, 10, 5, 6])
     half = t95(3) * values.std(ddof=1) / 2
@@ -502,17 +505,7 @@ def test_cost_per_correct_leaves_unscorable_answers_out_of_the_accuracy():
 
 
 def test_analysis_helpers():
-    df = pd.DataFrame(
-        {
-            "max_tokens": [10, 10, 10, 10, 100, 100],
-            "truncated": [True, True, False, False, False, False],
-            "reasoning_tokens": [10, 10, 5, 6, 20, 30],
-            "completion_tokens": [10, 10, 8, 8, 40, 40],
-            "score": [0, 0, 1, 1, 1, 0],
-            "cost_usd": [1.0] * 6,
-            "error": [None] * 6,
-        }
-    )
+    df = six_calls()
     tr = truncation_rate(df, "max_tokens")
     assert tr["rate"].tolist() == [0.5, 0.0]
     assert tr.iloc[0]["ci_low"] == pytest.approx(wilson(2, 4)[0])
