@@ -862,6 +862,7 @@ def test_compare_arms_of_integer_columns_are_plain_values():
     assert two["verdict"].iloc[0].startswith("t=0.3, budget=192 vs t=0.3, budget=64")
 
 
+@pytest.mark.slow  # 400 simulated studies of three arms: a long simulation
 def test_compare_end_to_end_family_wise_error_with_three_arms():
     # the whole `compare`, 3 identical arms (3 pairs), 400 studies
     rng = np.random.default_rng(21)
